@@ -1,0 +1,459 @@
+"""Quick, Draw! data: read and validate ndjson files, the official split, and cached Arrow datasets.
+
+A *record* is one drawing in the official schema (``word, countrycode, timestamp, recognized,
+key_id, drawing``); ``drawing`` is a list of strokes ``[xs, ys]`` (simplified: integers 0..255) or
+``[xs, ys, ts]`` (raw: floats plus milliseconds). Line numbers are 1-based in messages; split
+indices are 0-based line numbers, as in the official files.
+
+Command line: ``python -m pipeline.data --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from .fileio import file_digest, write_bytes_atomic, write_json_atomic, write_text_atomic
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_KEYS = ("word", "countrycode", "timestamp", "recognized", "key_id", "drawing")
+
+
+@dataclass(frozen=True)
+class OfficialFile:
+    """Identity of an official ``full/simplified/<category>.ndjson`` file and the seed of its split."""
+
+    category: str
+    num_drawings: int
+    git_blob_sha1: str
+    split_seed: int
+
+    @property
+    def filename(self) -> str:
+        return f"{self.category}.ndjson"
+
+    @property
+    def url(self) -> str:
+        return f"https://storage.googleapis.com/quickdraw_dataset/full/simplified/{self.category}.ndjson"
+
+
+OFFICIAL_FILES = {
+    "cat": OfficialFile("cat", 123_202, "3abbe8b46581dcc514355513bf55b173f53b40c9", 0),
+    "bus": OfficialFile("bus", 166_208, "38e034ae019440c16f5f8904c552e1f2638349fb", 1),
+    "rabbit": OfficialFile("rabbit", 155_288, "9605cfbb415b135b4eb4103545eecdc34f40db42", 2),
+}
+SPLIT_TRAIN_SIZE, SPLIT_TEST_SIZE = 10_000, 2_000
+
+
+def official_file(category: str) -> OfficialFile:
+    """The known official file for ``category``; a clear error names the known categories."""
+    try:
+        return OFFICIAL_FILES[category]
+    except KeyError:
+        raise ValueError(
+            f"unknown category {category!r}: the official split is defined for {sorted(OFFICIAL_FILES)}. "
+            "For other data pass an ndjson file with --data and a split file with --split."
+        ) from None
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+class QuickDrawFormatError(ValueError):
+    """A file or record that is not valid Quick, Draw! ndjson; the message names file and line."""
+
+
+@dataclass
+class ReadReport:
+    """Counts of what ``read_drawings`` read and skipped (with ``errors="skip"``)."""
+
+    path: str = ""
+    num_lines: int = 0
+    num_read: int = 0
+    num_skipped: int = 0
+    skipped_reasons: dict[str, int] = field(default_factory=dict)
+
+    def skip(self, reason: str) -> None:
+        self.num_skipped += 1
+        self.skipped_reasons[reason] = self.skipped_reasons.get(reason, 0) + 1
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == b"\x1f\x8b"
+
+
+def open_text(path: str | os.PathLike):
+    """Open a plain or gzipped text file (detected from its magic bytes) for streaming reads."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    if _is_gzip(path):
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, "r", encoding="utf-8")
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def validate_record(record, kind: str = "auto") -> str | None:
+    """Return what is wrong with a parsed record, or ``None`` if it is valid.
+
+    ``kind``: ``"simplified"`` (integer-valued coordinates 0..255), ``"raw"`` (finite numbers plus
+    a times list per stroke) or ``"auto"`` (raw if a stroke carries three lists).
+    """
+    if not isinstance(record, dict):
+        return f"expected a JSON object, got {type(record).__name__}"
+    missing = [k for k in REQUIRED_KEYS if k not in record]
+    if missing:
+        return f"missing key(s) {', '.join(missing)}"
+    drawing = record["drawing"]
+    if not isinstance(drawing, list) or not drawing:
+        return "'drawing' must be a non-empty list of strokes"
+    for i, stroke in enumerate(drawing):
+        if not isinstance(stroke, list) or len(stroke) not in (2, 3):
+            return f"stroke {i} must be [xs, ys] or [xs, ys, ts]"
+        stroke_kind = kind if kind != "auto" else ("raw" if len(stroke) == 3 else "simplified")
+        if stroke_kind == "simplified" and len(stroke) != 2:
+            return f"stroke {i} has {len(stroke)} lists; simplified strokes are [xs, ys]"
+        if stroke_kind == "raw" and len(stroke) != 3:
+            return f"stroke {i} has {len(stroke)} lists; raw strokes are [xs, ys, ts]"
+        if not all(isinstance(v, list) for v in stroke):
+            return f"stroke {i}: xs, ys (and ts) must be lists"
+        n = len(stroke[0])
+        if n == 0:
+            return f"stroke {i} has no points"
+        if any(len(v) != n for v in stroke):
+            return f"stroke {i} has lists of unequal lengths {[len(v) for v in stroke]}"
+        for axis, values in zip("xyt", stroke):
+            if not all(_is_number(v) for v in values):
+                return f"stroke {i}: {axis} values must be finite numbers"
+        if stroke_kind == "simplified":
+            for axis, values in zip("xy", stroke):
+                if min(values) < 0 or max(values) > 255:
+                    return f"stroke {i}: {axis} outside 0..255 (min {min(values)}, max {max(values)})"
+    return None
+
+
+def read_drawings(path: str | os.PathLike, errors: str = "raise", kind: str = "auto",
+                  report: ReadReport | None = None) -> Iterator[dict]:
+    """Stream validated records from a plain or gzipped ndjson file.
+
+    Each yielded dict is the record plus ``"_line"``, its 0-based line number (the official index).
+    ``errors="raise"`` (default) raises ``QuickDrawFormatError`` naming file, line and problem;
+    ``errors="skip"`` skips bad records and counts them in ``report``. A file with no valid
+    drawings, or a truncated gzip stream, always raises.
+    """
+    if errors not in ("raise", "skip"):
+        raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
+    report = report if report is not None else ReadReport()
+    report.path = str(path)
+    with open_text(path) as f:
+        try:
+            for line_no, line in enumerate(f):
+                report.num_lines += 1
+                if not line.strip():
+                    problem = "empty line"
+                else:
+                    try:
+                        record = json.loads(line)
+                        problem = validate_record(record, kind)
+                    except json.JSONDecodeError as exc:
+                        problem = f"not valid JSON ({exc.msg} at column {exc.colno})"
+                if problem is not None:
+                    if errors == "raise":
+                        raise QuickDrawFormatError(f"{path}, line {line_no + 1}: {problem}")
+                    report.skip(problem.split(":")[0].split(" (")[0])
+                    continue
+                report.num_read += 1
+                record["_line"] = line_no
+                yield record
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise QuickDrawFormatError(
+                f"{path}: the gzip stream is truncated or corrupt after line {report.num_lines} ({exc})"
+            ) from None
+        except UnicodeDecodeError as exc:
+            raise QuickDrawFormatError(f"{path}, line {report.num_lines}: not UTF-8 text ({exc.reason})") from None
+    if report.num_skipped:
+        logger.warning("%s: skipped %d bad record(s): %s", path, report.num_skipped, report.skipped_reasons)
+    if report.num_read == 0:
+        what = "is empty" if report.num_lines == 0 else f"has no valid drawings ({report.num_skipped} bad lines)"
+        raise QuickDrawFormatError(f"{path} {what}")
+
+
+def record_strokes(record: dict) -> list[np.ndarray]:
+    """The record's strokes as ``(n, 2)`` float32 arrays (raw times dropped)."""
+    return [np.asarray(stroke[:2], dtype=np.float32).T for stroke in record["drawing"]]
+
+
+def load_strokes(path: str | os.PathLike, **kwargs) -> list[list[np.ndarray]]:
+    """All drawings of a file as lists of ``(n, 2)`` arrays (see ``read_drawings`` for kwargs)."""
+    return [record_strokes(r) for r in read_drawings(path, **kwargs)]
+
+
+# ----------------------------------------------------------------------------- split
+
+
+def official_split(category: str) -> dict[str, list[int]]:
+    """Regenerate the task's official split: 10,000 train and 2,000 test indices, duplicates included.
+
+    Recipe (legacy NumPy global RNG): ``np.random.seed(S); idx = np.random.randint(0, N + 1, 12000)``.
+    """
+    spec = official_file(category)
+    rng = np.random.RandomState(spec.split_seed)  # identical stream to np.random.seed + randint
+    idx = rng.randint(0, spec.num_drawings + 1, size=SPLIT_TRAIN_SIZE + SPLIT_TEST_SIZE)
+    return {"train": idx[:SPLIT_TRAIN_SIZE].tolist(), "test": idx[SPLIT_TRAIN_SIZE:].tolist()}
+
+
+def leak_free_test(split: dict[str, Sequence[int]]) -> list[int]:
+    """Sorted unique test indices that do not occur in train (the de-duplicated, leak-free test subset)."""
+    return sorted(set(split["test"]) - set(split["train"]))
+
+
+def load_split(path: str | os.PathLike) -> dict[str, list[int]]:
+    """Read and validate a split file ``{"train": [ints], "test": [ints]}``."""
+    path = Path(path)
+    try:
+        split = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"split file {path} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"split file {path} is not valid JSON: {exc}") from None
+    if not isinstance(split, dict) or not {"train", "test"} <= set(split):
+        raise ValueError(f"split file {path} must be a JSON object with 'train' and 'test' lists")
+    for name in ("train", "test"):
+        values = split[name]
+        if not isinstance(values, list) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                                   for v in values):
+            raise ValueError(f"split file {path}: '{name}' must be a list of non-negative integers")
+    return {"train": split["train"], "test": split["test"]}
+
+
+# ----------------------------------------------------------------------------- Arrow datasets
+
+DATASET_FORMAT_VERSION = 1
+
+
+def build_dataset(ndjson_path: str | os.PathLike, split: dict[str, Sequence[int]], cache_dir: str | os.PathLike,
+                  errors: str = "raise"):
+    """A ``datasets.DatasetDict`` with ``train``, ``test`` (as given) and ``test_leak_free`` rows.
+
+    Rows keep the official fields plus ``index`` (the 0-based line number). Built once per
+    (file content, split) and cached under ``cache_dir`` with ``save_to_disk``; later calls load
+    the cache. An index past the end of the file is an error naming the split and the file.
+    With ``errors="skip"``, rows whose line is invalid are dropped and counted in the
+    dataset's ``info.description``.
+    """
+    import datasets
+
+    ndjson_path = Path(ndjson_path)
+    split_json = json.dumps({"train": list(split["train"]), "test": list(split["test"])}, sort_keys=True)
+    key = hashlib.sha1(
+        f"{file_digest(ndjson_path, 'sha1')}:{hashlib.sha1(split_json.encode()).hexdigest()}:"
+        f"{errors}:{DATASET_FORMAT_VERSION}".encode()
+    ).hexdigest()[:16]
+    target = Path(cache_dir) / f"{ndjson_path.name.split('.')[0]}-{key}"
+    if (target / "dataset_dict.json").is_file():
+        return datasets.load_from_disk(str(target))
+
+    subsets = {"train": list(split["train"]), "test": list(split["test"]), "test_leak_free": leak_free_test(split)}
+    wanted = set().union(*subsets.values())
+    report = ReadReport()
+    records = {}
+    for record in read_drawings(ndjson_path, errors=errors, report=report):
+        if record["_line"] in wanted:
+            records[record["_line"]] = record
+    beyond = sorted(i for i in wanted if i >= report.num_lines)
+    if beyond:
+        raise ValueError(
+            f"split refers to line(s) {beyond[:5]}{'...' if len(beyond) > 5 else ''} but {ndjson_path} has "
+            f"only {report.num_lines} lines: is this the right file for this split?"
+        )
+
+    features = datasets.Features({
+        "index": datasets.Value("int64"),
+        "key_id": datasets.Value("string"),
+        "word": datasets.Value("string"),
+        "countrycode": datasets.Value("string"),
+        "recognized": datasets.Value("bool"),
+        "timestamp": datasets.Value("string"),
+        "drawing": datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("float32")))),
+    })
+
+    def rows(indices):
+        for i in indices:
+            if i in records:
+                r = records[i]
+                yield {"index": i, "key_id": str(r["key_id"]), "word": str(r["word"]),
+                       "countrycode": str(r["countrycode"]), "recognized": bool(r["recognized"]),
+                       "timestamp": str(r["timestamp"]), "drawing": [s[:2] for s in r["drawing"]]}
+
+    dropped = {name: sum(i not in records for i in idx) for name, idx in subsets.items()}
+    description = json.dumps({"source": str(ndjson_path), "skipped_lines": report.num_skipped,
+                              "rows_dropped_as_invalid": dropped})
+    dsd = datasets.DatasetDict({
+        name: datasets.Dataset.from_list(list(rows(idx)), features=features,
+                                         info=datasets.DatasetInfo(description=description))
+        for name, idx in subsets.items()
+    })
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    dsd.save_to_disk(str(tmp))
+    os.replace(tmp, target)
+    return datasets.load_from_disk(str(target))
+
+
+def dataset_strokes(dataset) -> list[list[np.ndarray]]:
+    """Rows of a built dataset as lists of ``(n, 2)`` float32 stroke arrays (canvas pixels)."""
+    return [[np.asarray(s, dtype=np.float32).T for s in d] for d in dataset["drawing"]]
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def stroke_statistics(sketches: Sequence[Sequence[np.ndarray]]) -> dict[str, np.ndarray]:
+    """Per-sketch and per-stroke statistics, in canvas pixels.
+
+    Returns arrays: ``strokes_per_sketch`` (per sketch), ``points_per_stroke`` and
+    ``stroke_length`` (per stroke, polyline length), ``extent`` (per sketch, longer side of the
+    bounding box).
+    """
+    strokes_per_sketch, points, lengths, extents = [], [], [], []
+    for sketch in sketches:
+        strokes_per_sketch.append(len(sketch))
+        for s in sketch:
+            points.append(len(s))
+            lengths.append(float(np.linalg.norm(np.diff(s, axis=0), axis=1).sum()))
+        allp = np.concatenate(sketch, axis=0)
+        extents.append(float((allp.max(axis=0) - allp.min(axis=0)).max()))
+    return {"strokes_per_sketch": np.array(strokes_per_sketch), "points_per_stroke": np.array(points),
+            "stroke_length": np.array(lengths), "extent": np.array(extents)}
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def _cmd_download(args) -> None:
+    from .download import download_official
+
+    path = download_official(args.category, args.data_dir)
+    print(path)
+
+
+def _cmd_split(args) -> None:
+    split = official_split(args.category)
+    if args.out:
+        write_text_atomic(args.out, json.dumps(split) + "\n")
+        print(f"wrote {args.out}: {len(split['train'])} train, {len(split['test'])} test indices "
+              f"({len(leak_free_test(split))} unique test indices not in train)")
+    else:
+        print(json.dumps(split))
+
+
+def _cmd_render(args) -> None:
+    from . import rendering
+
+    for record in read_drawings(args.input, errors=args.errors):
+        if record["_line"] == args.index:
+            break
+    else:
+        raise SystemExit(f"{args.input} has no valid drawing at index {args.index}")
+    strokes = record_strokes(record)
+    if any(len(s) == 3 for s in record["drawing"]):  # raw: bring to the simplified canvas
+        from .representation import raw_to_simplified
+        strokes = raw_to_simplified(strokes)
+    style = {"size": args.size, "line_width": args.line_width}
+    suffix = Path(args.out).suffix.lower()
+    if suffix == ".png":
+        data = _png_bytes(rendering.render_image(strokes, **style))
+    elif suffix == ".svg":
+        data = rendering.render_svg(strokes, **style).encode()
+    elif suffix == ".gif":
+        data = rendering.sketch_gif(strokes, **style)
+    else:
+        raise SystemExit(f"--out must end in .png, .svg or .gif, got {args.out!r}")
+    write_bytes_atomic(args.out, data)
+    print(f"wrote {args.out} ({record['word']!r}, {len(strokes)} strokes)")
+
+
+def _png_bytes(image) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _cmd_stats(args) -> None:
+    report = ReadReport()
+    sketches = [record_strokes(r) for r in read_drawings(args.input, errors=args.errors, report=report)]
+    stats = stroke_statistics(sketches)
+    quantiles = (0.0, 0.1, 0.5, 0.9, 1.0)
+    result = {"file": str(args.input), "drawings": len(sketches), "skipped": report.num_skipped}
+    for name, values in stats.items():
+        result[name] = {f"q{int(q * 100)}": float(np.quantile(values, q)) for q in quantiles}
+        result[name]["mean"] = float(values.mean())
+    print(json.dumps(result, indent=2))
+    if args.out:
+        write_json_atomic(args.out, result)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.data", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("download", help="download and verify the official simplified file of a category")
+    p.add_argument("--category", required=True, choices=sorted(OFFICIAL_FILES))
+    p.add_argument("--data-dir", default="data", help="folder for <category>.ndjson (default: %(default)s)")
+    p.set_defaults(func=_cmd_download)
+
+    p = sub.add_parser("split", help="regenerate the official train/test split of a category")
+    p.add_argument("--category", required=True, choices=sorted(OFFICIAL_FILES))
+    p.add_argument("--out", help="write {'train': [...], 'test': [...]} here (default: print)")
+    p.set_defaults(func=_cmd_split)
+
+    p = sub.add_parser("render", help="render one drawing of an ndjson[.gz] file to PNG, SVG or GIF")
+    p.add_argument("input", help="ndjson or ndjson.gz file (simplified or raw)")
+    p.add_argument("--index", type=int, default=0, help="0-based line number of the drawing (default: 0)")
+    p.add_argument("--out", required=True, help="output file; .png, .svg or .gif (stroke-by-stroke animation)")
+    p.add_argument("--size", type=int, default=256, help="image size in pixels (default: %(default)s)")
+    p.add_argument("--line-width", type=float, default=3.0, help="line width in output pixels (default: %(default)s)")
+    p.add_argument("--errors", choices=("raise", "skip"), default="raise", help="on a bad record (default: raise)")
+    p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser("stats", help="drawings, strokes per drawing, points per stroke: quantiles")
+    p.add_argument("input", help="ndjson or ndjson.gz file")
+    p.add_argument("--errors", choices=("raise", "skip"), default="raise", help="on a bad record (default: raise)")
+    p.add_argument("--out", help="also write the statistics as JSON here")
+    p.set_defaults(func=_cmd_stats)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, OSError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

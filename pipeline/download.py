@@ -1,0 +1,117 @@
+"""Download the official Quick, Draw! simplified files: resumable, verified, atomic.
+
+The file is fetched to ``<name>.part`` (resumed with an HTTP ``Range`` request if a partial file is
+there) and renamed to its final name only after its size matches the server's and its git blob
+sha1 matches the known value. A mismatch deletes the partial file and says so.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from .data import OfficialFile, official_file
+from .fileio import git_blob_sha1
+
+
+class DownloadError(RuntimeError):
+    """A download that could not be completed or verified; nothing half-written is left behind."""
+
+
+def _manual_hint(url: str, dest: Path) -> str:
+    return f"Download {url} on a machine with a network and place it at {dest} (or pass its path with --data)."
+
+
+def download_file(url: str, dest: str | os.PathLike, expected_git_sha1: str | None = None,
+                  timeout: float = 15.0, chunk_size: int = 1 << 20, progress: bool = True) -> Path:
+    """Fetch ``url`` to ``dest``, resuming ``dest.part``; verify the size and the git blob sha1."""
+    from tqdm.auto import tqdm
+
+    dest = Path(dest)
+    part = dest.with_name(dest.name + ".part")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    offset = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and offset:  # the partial file is already complete
+            response = None
+        else:
+            raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}. {_manual_hint(url, dest)}") from None
+    except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DownloadError(f"cannot reach {url} ({reason}). {_manual_hint(url, dest)}") from None
+
+    total = offset
+    if response is not None:
+        with response:
+            if offset and response.status != 206:  # server ignored Range: start again
+                offset = 0
+            length = response.headers.get("Content-Length")
+            total = offset + int(length) if length is not None else None
+            with open(part, "ab" if offset else "wb") as f, tqdm(
+                total=total, initial=offset, unit="B", unit_scale=True, desc=dest.name, disable=not progress
+            ) as bar:
+                try:
+                    while chunk := response.read(chunk_size):
+                        f.write(chunk)
+                        bar.update(len(chunk))
+                except (socket.timeout, ConnectionError, OSError) as exc:
+                    raise DownloadError(
+                        f"{url}: connection lost after {f.tell()} bytes ({exc}); run again to resume from {part}"
+                    ) from None
+
+    size = part.stat().st_size
+    if total is not None and size != total:
+        part.unlink()
+        raise DownloadError(f"{url}: got {size} bytes, expected {total}; the partial file was deleted")
+    if expected_git_sha1 is not None:
+        actual = git_blob_sha1(part)
+        if actual != expected_git_sha1:
+            part.unlink()
+            raise DownloadError(
+                f"{url}: git blob sha1 {actual} does not match the expected {expected_git_sha1}; "
+                "the downloaded file was deleted"
+            )
+    os.replace(part, dest)
+    return dest
+
+
+def download_official(category: str, data_dir: str | os.PathLike = "data", url: str | None = None,
+                      timeout: float = 15.0) -> Path:
+    """Return ``data_dir/<category>.ndjson``, downloading and verifying it if it is not there yet."""
+    spec: OfficialFile = official_file(category)
+    dest = Path(data_dir) / spec.filename
+    if dest.is_file():
+        return dest
+    return download_file(url or spec.url, dest, spec.git_blob_sha1, timeout=timeout)
+
+
+def resolve_data_file(category: str, data: str | os.PathLike | None = None, data_dir: str | os.PathLike = "data",
+                      allow_download: bool = True) -> Path:
+    """Find the ndjson file for ``category``.
+
+    ``data`` may be a file (used as is) or a folder holding ``<category>.ndjson[.gz]``. Without
+    ``data``, ``data_dir/<category>.ndjson`` is used, downloaded first if allowed.
+    """
+    if data is not None:
+        data = Path(data)
+        if data.is_file():
+            return data
+        if data.is_dir():
+            for name in (f"{category}.ndjson", f"{category}.ndjson.gz"):
+                if (data / name).is_file():
+                    return data / name
+            raise FileNotFoundError(f"{data} has no {category}.ndjson or {category}.ndjson.gz")
+        raise FileNotFoundError(f"--data {data} does not exist")
+    dest = Path(data_dir) / official_file(category).filename
+    if dest.is_file() or allow_download:
+        return download_official(category, data_dir)
+    raise FileNotFoundError(
+        f"{dest} is missing. Run `python -m pipeline.data download --category {category} --data-dir {data_dir}` "
+        f"or download {official_file(category).url} by hand."
+    )
