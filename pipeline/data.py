@@ -253,6 +253,8 @@ def build_dataset(ndjson_path: str | os.PathLike, split: dict[str, Sequence[int]
                   errors: str = "raise"):
     """A ``datasets.DatasetDict`` with ``train``, ``test`` (as given) and ``test_leak_free`` rows.
 
+    Empty subsets (e.g. no test set) are left out of the dict.
+
     Rows keep the official fields plus ``index`` (the 0-based line number). Built once per
     (file content, split) and cached under ``cache_dir`` with ``save_to_disk``; later calls load
     the cache. An index past the end of the file is an error naming the split and the file.
@@ -295,21 +297,21 @@ def build_dataset(ndjson_path: str | os.PathLike, split: dict[str, Sequence[int]
         "drawing": datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("float32")))),
     })
 
-    def rows(indices):
-        for i in indices:
-            if i in records:
-                r = records[i]
-                yield {"index": i, "key_id": str(r["key_id"]), "word": str(r["word"]),
-                       "countrycode": str(r["countrycode"]), "recognized": bool(r["recognized"]),
-                       "timestamp": str(r["timestamp"]), "drawing": [s[:2] for s in r["drawing"]]}
+    def columns(indices) -> dict[str, list]:
+        present = [records[i] for i in indices if i in records]
+        return {"index": [r["_line"] for r in present], "key_id": [str(r["key_id"]) for r in present],
+                "word": [str(r["word"]) for r in present], "countrycode": [str(r["countrycode"]) for r in present],
+                "recognized": [bool(r["recognized"]) for r in present],
+                "timestamp": [str(r["timestamp"]) for r in present],
+                "drawing": [[stroke[:2] for stroke in r["drawing"]] for r in present]}
 
     dropped = {name: sum(i not in records for i in idx) for name, idx in subsets.items()}
     description = json.dumps({"source": str(ndjson_path), "skipped_lines": report.num_skipped,
                               "rows_dropped_as_invalid": dropped})
     dsd = datasets.DatasetDict({
-        name: datasets.Dataset.from_list(list(rows(idx)), features=features,
-                                         info=datasets.DatasetInfo(description=description))
-        for name, idx in subsets.items()
+        name: datasets.Dataset.from_dict(columns(idx), features=features,
+                                         info=datasets.DatasetInfo(description=description, features=features))
+        for name, idx in subsets.items() if any(i in records for i in idx)  # datasets cannot reload empty tables
     })
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -321,6 +323,41 @@ def build_dataset(ndjson_path: str | os.PathLike, split: dict[str, Sequence[int]
 def dataset_strokes(dataset) -> list[list[np.ndarray]]:
     """Rows of a built dataset as lists of ``(n, 2)`` float32 stroke arrays (canvas pixels)."""
     return [[np.asarray(s, dtype=np.float32).T for s in d] for d in dataset["drawing"]]
+
+
+def resolve_split(data_file: str | os.PathLike, category: str | None, split: str | None = None
+                  ) -> tuple[dict[str, list[int]], str]:
+    """The split to use for ``data_file`` and a description of where it came from.
+
+    ``split``: a JSON file path, ``"official"`` (the regenerated official split of ``category``) or
+    ``"all"`` (every line is a training drawing, no test set). ``None`` picks ``"official"`` when
+    ``category`` is known and the file has the official number of drawings, else ``"all"``.
+    """
+    if split not in (None, "official", "all"):
+        return load_split(split), f"file {split}"
+    if split is None:
+        official = category in OFFICIAL_FILES
+        if official:
+            with open_text(data_file) as f:
+                official = sum(1 for _ in f) == OFFICIAL_FILES[category].num_drawings
+        split = "official" if official else "all"
+        if split == "all":
+            logger.warning("%s is not the official %s file: using all its drawings for training, no test set. "
+                           "Pass --split FILE.json to hold drawings out.", data_file, category)
+    if split == "official":
+        if category not in OFFICIAL_FILES:
+            official_file(category)  # raises a clear error
+        return official_split(category), f"official {category} split (regenerated, seed {OFFICIAL_FILES[category].split_seed})"
+    with open_text(data_file) as f:
+        num_lines = sum(1 for _ in f)
+    return {"train": list(range(num_lines)), "test": []}, "all lines of the file as train"
+
+
+def load_split_sketches(data_file: str | os.PathLike, split: dict[str, list[int]], cache_dir: str | os.PathLike,
+                        errors: str = "raise") -> dict[str, list[list[np.ndarray]]]:
+    """Sketches (lists of ``(n, 2)`` pixel arrays) of each subset through the cached Arrow dataset."""
+    dsd = build_dataset(data_file, split, cache_dir, errors=errors)
+    return {name: dataset_strokes(dsd[name]) if name in dsd else [] for name in ("train", "test", "test_leak_free")}
 
 
 # ----------------------------------------------------------------------------- statistics

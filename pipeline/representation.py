@@ -179,3 +179,21 @@ def raw_to_simplified(strokes: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Raw strokes (any units) -> the official simplified form: fit to 0..255, RDP epsilon 2, integer pixels."""
     fitted = fit_to_canvas(strokes)
     return [np.round(rdp_simplify(s, 2.0)).astype(np.float32) for s in fitted]
+
+
+def pack_sketches(sketches: Sequence[Sequence[np.ndarray]], num_points: int, max_strokes: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Resample and pad sketches for the model.
+
+    Returns ``strokes (N, max_strokes, num_points, 2)`` float32 in [-1, 1] (zero padded),
+    ``lengths (N,)`` stroke counts, and ``kept (M,)`` the indices of the input sketches used: sketches
+    with more than ``max_strokes`` strokes, or none, are left out.
+    """
+    kept = np.array([i for i, s in enumerate(sketches) if 0 < len(s) <= max_strokes], dtype=np.int64)
+    strokes = np.zeros((len(kept), max_strokes, num_points, 2), dtype=np.float32)
+    lengths = np.zeros(len(kept), dtype=np.int64)
+    for row, i in enumerate(kept):
+        packed = strokes_to_normalized(sketches[i], num_points)
+        strokes[row, : len(packed)] = packed
+        lengths[row] = len(packed)
+    return strokes, lengths, kept

@@ -1,0 +1,481 @@
+"""Train one category's stroke-by-stroke sketch diffusion model with Accelerate.
+
+    accelerate launch train.py --category cat --output-dir models/cat        # official data, downloaded if missing
+    python train.py --category rabbit --data data/rabbit_sketchrnn.ndjson --split data/rabbit_sketchrnn.split.json
+
+Writes a Hub-ready pipeline folder (EMA weights) to --output-dir, with ``training_config.json``,
+``provenance.json``, checkpoints under ``checkpoints/``, samples under ``samples/`` and the loss log
+under ``logs/``. Runs unchanged on CPU, one GPU (``--mixed-precision bf16``) and several GPUs (DDP
+through ``accelerate config``). Interrupted runs resume with ``--resume-from-checkpoint latest``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import math
+import os
+import platform
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pipeline.data import OFFICIAL_FILES, ReadReport, load_split_sketches, read_drawings, resolve_split
+from pipeline.download import resolve_data_file
+from pipeline.fileio import file_digest, git_blob_sha1, write_bytes_atomic, write_json_atomic
+from pipeline.modeling_stroke_diffusion import StrokeDiffusionModel
+from pipeline.pipeline_stroke_diffusion import StrokeDiffusionPipeline
+from pipeline.rendering import image_grid, sketches_gif
+from pipeline.representation import pack_sketches
+
+logger = logging.getLogger("train")
+CHECKPOINT_MARKER = "checkpoint.json"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = p.add_argument_group("data")
+    g.add_argument("--category", required=True, help="Quick, Draw! category (cat, bus, rabbit or any word for custom data)")
+    g.add_argument("--data", help="ndjson[.gz] file, or a folder holding <category>.ndjson; default: the official "
+                                  "file in --data-dir, downloaded if missing")
+    g.add_argument("--data-dir", default="data", help="where the official files are kept")
+    g.add_argument("--no-download", action="store_true", help="fail instead of downloading missing official data")
+    g.add_argument("--split", help="split JSON {'train': [...], 'test': [...]}, 'official', or 'all' (train on every "
+                                   "drawing); default: official for the official file, else all")
+    g.add_argument("--cache-dir", default=os.path.join(os.path.expanduser("~"), ".cache", "sketch_diffusion"),
+                   help="cache of the Arrow datasets built from ndjson files")
+    g.add_argument("--augment", type=float, default=0.0,
+                   help="strength of random affine augmentation (0 = off; 1 = up to 15%% scale, 10 degrees, 10%% shift)")
+
+    g = p.add_argument_group("model")
+    g.add_argument("--points-per-stroke", type=int, default=32, help="points each stroke is resampled to")
+    g.add_argument("--max-strokes", type=int, default=32, help="longest sketch; longer ones are filtered out")
+    g.add_argument("--hidden-size", type=int, default=192, help="width of the stroke transformer")
+    g.add_argument("--num-layers", type=int, default=4, help="layers of the stroke transformer")
+    g.add_argument("--num-heads", type=int, default=4, help="attention heads")
+    g.add_argument("--head-hidden-size", type=int, default=512, help="width of the denoiser MLP")
+    g.add_argument("--head-num-blocks", type=int, default=4, help="adaLN blocks of the denoiser")
+    g.add_argument("--dropout", type=float, default=0.0)
+    g.add_argument("--prediction-type", default="epsilon", choices=("epsilon", "v_prediction", "sample"))
+    g.add_argument("--num-train-timesteps", type=int, default=1000)
+    g.add_argument("--beta-schedule", default="squaredcos_cap_v2", help="DDPM beta schedule")
+    g.add_argument("--sampling-scheduler", default="ddim", choices=("ddim", "dpm", "ddpm"),
+                   help="scheduler saved with the pipeline (any diffusers scheduler can be swapped in later)")
+
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--train-batch-size", type=int, default=64, help="sketches per step per device")
+    g.add_argument("--noise-draws", type=int, default=4, help="noise draws per stroke per step")
+    g.add_argument("--stop-loss-weight", type=float, default=0.1, help="weight of the stop head's BCE loss")
+    g.add_argument("--max-steps", type=int, default=None, help="optimizer steps (overrides --num-epochs)")
+    g.add_argument("--num-epochs", type=int, default=100)
+    g.add_argument("--gradient-accumulation-steps", type=int, default=1)
+    g.add_argument("--learning-rate", type=float, default=1e-3)
+    g.add_argument("--lr-scheduler", default="cosine",
+                   help="constant, constant_with_warmup, linear, cosine, ... (diffusers.optimization)")
+    g.add_argument("--lr-warmup-steps", type=int, default=200)
+    g.add_argument("--adam-beta1", type=float, default=0.9)
+    g.add_argument("--adam-beta2", type=float, default=0.99)
+    g.add_argument("--weight-decay", type=float, default=0.0)
+    g.add_argument("--max-grad-norm", type=float, default=1.0)
+    g.add_argument("--use-ema", action=argparse.BooleanOptionalAction, default=True, help="keep an EMA of the weights")
+    g.add_argument("--ema-max-decay", type=float, default=0.999)
+    g.add_argument("--mixed-precision", default=None, choices=("no", "fp16", "bf16"),
+                   help="default: accelerate config's choice")
+    g.add_argument("--seed", type=int, default=0)
+
+    g = p.add_argument_group("output")
+    g.add_argument("--output-dir", required=True, help="pipeline folder to write (also holds checkpoints, samples, logs)")
+    g.add_argument("--checkpointing-steps", type=int, default=500, help="save a checkpoint every N steps")
+    g.add_argument("--checkpoints-total-limit", type=int, default=3, help="how many checkpoints to keep")
+    g.add_argument("--resume-from-checkpoint", help="'latest' or a checkpoint folder")
+    g.add_argument("--export-only", action="store_true",
+                   help="with --resume-from-checkpoint: write the pipeline folder from that checkpoint and exit")
+    g.add_argument("--sample-interval", type=int, default=500, help="render samples every N steps (0 = never)")
+    g.add_argument("--num-samples", type=int, default=16, help="sketches per sample grid")
+    g.add_argument("--logger", default="auto", choices=("auto", "tensorboard", "none"),
+                   help="Accelerate tracker; auto = tensorboard when installed")
+    g.add_argument("--debug-kill-at-step", type=int, default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    for name in ("train_batch_size", "noise_draws", "points_per_stroke", "max_strokes", "checkpointing_steps",
+                 "gradient_accumulation_steps", "num_epochs", "checkpoints_total_limit"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.max_steps is not None and args.max_steps < 1:
+        p.error("--max-steps must be at least 1")
+    if args.export_only and not args.resume_from_checkpoint:
+        p.error("--export-only needs --resume-from-checkpoint")
+    return args
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def load_training_data(args):
+    """Resolve the data file and split, load the train sketches, pack them. Returns tensors and provenance."""
+    data_file = resolve_data_file(args.category, args.data, args.data_dir, allow_download=not args.no_download)
+    split, split_source = resolve_split(data_file, args.category, args.split)
+    subsets = load_split_sketches(data_file, split, Path(args.cache_dir) / "datasets")
+    train = subsets["train"]
+    if not train:
+        raise ValueError(f"the split ({split_source}) selects no training drawings from {data_file}")
+    strokes, lengths, kept = pack_sketches(train, args.points_per_stroke, args.max_strokes)
+    if len(kept) == 0:
+        raise ValueError(f"every training drawing has more than --max-strokes={args.max_strokes} strokes")
+    provenance = {
+        "data_file": {"path": str(data_file), "bytes": os.path.getsize(data_file),
+                      "sha1": file_digest(data_file, "sha1"), "git_blob_sha1": git_blob_sha1(data_file),
+                      "official": _is_official(data_file, args.category)},
+        "split": {"source": split_source, "train": len(split["train"]), "test": len(split["test"])},
+        "drawings": {"train_rows": len(train), "used": int(len(kept)),
+                     "filtered_out": {f"more than {args.max_strokes} strokes": int(len(train) - len(kept))}},
+    }
+    return torch.from_numpy(strokes), torch.from_numpy(lengths), provenance
+
+
+def _is_official(path, category) -> bool:
+    spec = OFFICIAL_FILES.get(category)
+    return spec is not None and git_blob_sha1(path) == spec.git_blob_sha1
+
+
+def augment(strokes: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:
+    """Random similarity transform per sketch of ``strokes (B, S, P, 2)`` in [-1, 1]; results clamped to [-1, 1]."""
+    if strength <= 0:
+        return strokes
+    b = strokes.shape[0]
+    u = torch.rand(b, 4, generator=generator) * 2 - 1
+    scale = 1 + 0.15 * strength * u[:, 0]
+    angle = math.radians(10) * strength * u[:, 1]
+    shift = 0.1 * strength * u[:, 2:]
+    cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
+    rot = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)  # (B, 2, 2)
+    out = torch.einsum("bij,bspj->bspi", rot, strokes) + shift[:, None, None, :]
+    return out.clamp(-1, 1)
+
+
+def batch_indices(step: int, micro: int, args, num_items: int, process: int, num_processes: int) -> np.ndarray:
+    """Indices of the sketches in one micro-batch: a fresh seeded permutation every epoch, sharded by process."""
+    per_step = args.train_batch_size * num_processes
+    position = (step * args.gradient_accumulation_steps + micro) * per_step
+    epoch, offset = divmod(position, num_items)
+    order = np.random.default_rng([args.seed, epoch]).permutation(num_items)
+    order = np.concatenate([order, np.random.default_rng([args.seed, epoch + 1]).permutation(num_items)])
+    return order[offset : offset + per_step][process::num_processes]
+
+
+# ----------------------------------------------------------------------------- loss
+
+
+class DiffusionObjective(torch.nn.Module):
+    """Wraps the model so that one ``forward`` computes the training loss (what DDP needs to sync gradients)."""
+
+    def __init__(self, model: StrokeDiffusionModel, noise_scheduler, noise_draws: int, stop_loss_weight: float):
+        super().__init__()
+        self.model, self.noise_scheduler = model, noise_scheduler
+        self.noise_draws, self.stop_loss_weight = noise_draws, stop_loss_weight
+
+    def forward(self, strokes: torch.Tensor, lengths: torch.Tensor, generator: torch.Generator):
+        """Teacher-forced loss of ``strokes (B, S, P, 2)`` in [-1, 1] with ``lengths (B,)``.
+
+        One encoder pass gives the context of every stroke; every real stroke is noised ``noise_draws``
+        times at uniform timesteps (noise drawn from ``generator`` on the CPU). Returns
+        ``(total, denoising_loss, stop_loss)``.
+        """
+        device, s = strokes.device, strokes.shape[1]
+        context = self.model.encode_history(strokes)  # (B, S + 1, D)
+        positions = torch.arange(s + 1, device=device)
+        valid = positions[None, :s] < lengths[:, None]  # strokes that exist
+
+        x0 = strokes[valid].repeat(self.noise_draws, 1, 1)  # (N, P, 2)
+        cond = context[:, :s][valid].repeat(self.noise_draws, 1)
+        noise = torch.randn(x0.shape, generator=generator).to(device)
+        t = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (x0.shape[0],),
+                          generator=generator).to(device)
+        noisy = self.noise_scheduler.add_noise(x0, noise, t)
+        kind = self.noise_scheduler.config.prediction_type
+        if kind == "epsilon":
+            target = noise
+        elif kind == "sample":
+            target = x0
+        else:
+            target = self.noise_scheduler.get_velocity(x0, noise, t)
+        denoise_loss = F.mse_loss(self.model(noisy, t, cond).float(), target.float())
+
+        stop_mask = positions[None, :] <= lengths[:, None]  # decisions taken after 0..n strokes
+        stop_target = (positions[None, :] == lengths[:, None]).float()
+        stop_logits = self.model.stop_logits(context).float()
+        stop_loss = F.binary_cross_entropy_with_logits(stop_logits[stop_mask], stop_target[stop_mask])
+        return denoise_loss + self.stop_loss_weight * stop_loss, denoise_loss, stop_loss
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def list_checkpoints(folder: Path) -> list[Path]:
+    """Complete checkpoints (with their marker file), oldest first."""
+    found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and (p / CHECKPOINT_MARKER).is_file()
+             and p.name.split("-")[-1].isdigit()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+
+
+def save_checkpoint(accelerator, folder: Path, step: int, limit: int) -> Path:
+    """``accelerator.save_state`` into a temporary folder, record file hashes, then rename into place.
+
+    An interrupted or failed write (disk full, kill) leaves the previous checkpoints untouched; old
+    checkpoints beyond ``limit`` are removed only after the new one is complete.
+    """
+    final = folder / f"checkpoint-{step}"
+    tmp = folder / f".checkpoint-{step}.tmp"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    try:
+        accelerator.save_state(str(tmp))
+        if accelerator.is_main_process:
+            files = {str(f.relative_to(tmp)): file_digest(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
+            write_json_atomic(tmp / CHECKPOINT_MARKER, {"step": step, "files": files})
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+            for old in list_checkpoints(folder)[:-limit]:
+                shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    accelerator.wait_for_everyone()
+    return final
+
+
+def verify_checkpoint(path: Path) -> int:
+    """Check a checkpoint against its marker; return its step or raise naming what is wrong."""
+    marker = path / CHECKPOINT_MARKER
+    if not marker.is_file():
+        raise ValueError(f"{path} is not a complete checkpoint (no {CHECKPOINT_MARKER}); it may be from an interrupted save")
+    try:
+        info = json.loads(marker.read_text())
+        step, files = int(info["step"]), info["files"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{marker} is unreadable ({exc})") from None
+    for name, digest in files.items():
+        f = path / name
+        if not f.is_file():
+            raise ValueError(f"checkpoint {path} is corrupted: {name} is missing")
+        if file_digest(f) != digest:
+            raise ValueError(f"checkpoint {path} is corrupted: {name} does not match its recorded sha256")
+    return step
+
+
+def resolve_resume(arg: str, folder: Path) -> Path | None:
+    if arg == "latest":
+        found = list_checkpoints(folder)
+        return found[-1] if found else None
+    path = Path(arg)
+    if not path.is_dir():
+        raise FileNotFoundError(f"--resume-from-checkpoint {arg}: no such folder")
+    return path
+
+
+# ----------------------------------------------------------------------------- pipeline export
+
+
+def build_schedulers(args):
+    from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+
+    train_scheduler = DDPMScheduler(num_train_timesteps=args.num_train_timesteps, beta_schedule=args.beta_schedule,
+                                    prediction_type=args.prediction_type, clip_sample=True)
+    sampler_cls = {"ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler, "ddpm": DDPMScheduler}[args.sampling_scheduler]
+    return train_scheduler, sampler_cls.from_config(train_scheduler.config)
+
+
+def make_pipeline(model, sampling_scheduler) -> StrokeDiffusionPipeline:
+    pipe = StrokeDiffusionPipeline(transformer=model, scheduler=sampling_scheduler)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def render_samples(pipe, out_dir: Path, step: int, num: int, seed: int) -> None:
+    out = pipe(num_sketches=num, num_inference_steps=30, generator=torch.Generator().manual_seed(seed),
+               image_size=128, line_width=2.0)
+    buffer = io.BytesIO()
+    image_grid(out.images).save(buffer, format="PNG")
+    write_bytes_atomic(out_dir / f"step-{step:06d}.png", buffer.getvalue())
+    write_bytes_atomic(out_dir / f"step-{step:06d}.gif", sketches_gif(out.strokes, size=128, line_width=2.0))
+
+
+def library_versions() -> dict:
+    import accelerate
+    import datasets
+    import diffusers
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "diffusers": diffusers.__version__,
+            "accelerate": accelerate.__version__, "datasets": datasets.__version__, "numpy": np.__version__}
+
+
+def hardware(accelerator) -> dict:
+    info = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "device": str(accelerator.device),
+            "num_processes": accelerator.num_processes, "mixed_precision": accelerator.mixed_precision}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv=None) -> None:
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration
+    from diffusers.optimization import get_scheduler
+    from diffusers.training_utils import EMAModel
+    from tqdm.auto import tqdm
+
+    args = parse_args(argv)
+    output_dir = Path(args.output_dir)
+    checkpoint_dir = output_dir / "checkpoints"
+    log_with = args.logger
+    if log_with == "auto":
+        try:
+            import tensorboard  # noqa: F401
+            log_with = "tensorboard"
+        except ImportError:
+            log_with = "none"
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps, mixed_precision=args.mixed_precision,
+        log_with=None if log_with == "none" else log_with,
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
+    )
+    logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    torch.manual_seed(args.seed)
+
+    strokes, lengths, provenance = load_training_data(args)
+    logger.info("training on %d sketches (%s)", len(strokes), provenance["split"]["source"])
+
+    model = StrokeDiffusionModel(
+        points_per_stroke=args.points_per_stroke, max_strokes=args.max_strokes, hidden_size=args.hidden_size,
+        num_layers=args.num_layers, num_heads=args.num_heads, head_hidden_size=args.head_hidden_size,
+        head_num_blocks=args.head_num_blocks, dropout=args.dropout)
+    noise_scheduler, sampling_scheduler = build_schedulers(args)
+    ema = EMAModel(model.parameters(), decay=args.ema_max_decay, use_ema_warmup=True,
+                   model_cls=StrokeDiffusionModel, model_config=model.config) if args.use_ema else None
+
+    steps_per_epoch = math.ceil(len(strokes) / (args.train_batch_size * accelerator.num_processes
+                                                * args.gradient_accumulation_steps))
+    max_steps = args.max_steps or args.num_epochs * steps_per_epoch
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
+                                  weight_decay=args.weight_decay)
+    lr_scheduler = get_scheduler(args.lr_scheduler, optimizer, num_warmup_steps=args.lr_warmup_steps,
+                                 num_training_steps=max_steps)
+    objective = DiffusionObjective(model, noise_scheduler, args.noise_draws, args.stop_loss_weight)
+    objective, optimizer, lr_scheduler = accelerator.prepare(objective, optimizer, lr_scheduler)
+    if ema is not None:
+        ema.to(accelerator.device)
+        accelerator.register_for_checkpointing(ema)
+    sketches_per_step = args.train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
+
+    def unwrapped_model() -> StrokeDiffusionModel:
+        return accelerator.unwrap_model(objective).model
+
+    def export_model() -> StrokeDiffusionModel:
+        """A float32 CPU copy of the weights to ship: the EMA weights when EMA is on."""
+        copy = StrokeDiffusionModel.from_config(unwrapped_model().config)
+        if ema is not None:
+            ema.copy_to(copy.parameters())
+        else:
+            copy.load_state_dict(unwrapped_model().state_dict())
+        return copy.float().eval()
+
+    global_step = 0
+    if args.resume_from_checkpoint:
+        path = resolve_resume(args.resume_from_checkpoint, checkpoint_dir)
+        if path is None:
+            logger.info("no checkpoint in %s: starting from scratch", checkpoint_dir)
+        else:
+            global_step = verify_checkpoint(path)
+            accelerator.load_state(str(path))
+            logger.info("resumed from %s at step %d", path, global_step)
+
+    def export(step: int, wall_seconds: float) -> None:
+        make_pipeline(export_model(), sampling_scheduler).save_pretrained(output_dir)
+        write_json_atomic(output_dir / "training_config.json", vars(args))
+        record = dict(provenance, category=args.category, steps=step, max_steps=max_steps,
+                      sketches_seen=step * sketches_per_step,
+                      wall_time_seconds=round(wall_seconds, 1), ema=args.use_ema, hardware=hardware(accelerator),
+                      libraries=library_versions(),
+                      parameters=sum(p.numel() for p in unwrapped_model().parameters()),
+                      date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        write_json_atomic(output_dir / "provenance.json", record)
+        logger.info("saved the pipeline to %s", output_dir)
+
+    if args.export_only:
+        if accelerator.is_main_process:
+            export(global_step, 0.0)
+        return
+
+    if accelerator.is_main_process:
+        accelerator.init_trackers("train", config={k: v for k, v in vars(args).items() if v is not None})
+    log_file = output_dir / "logs" / "train_log.jsonl"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+
+    start, start_step = time.time(), global_step
+    progress = tqdm(total=max_steps, initial=global_step, disable=not accelerator.is_local_main_process, desc="steps")
+    objective.train()
+    while global_step < max_steps:
+        for micro in range(args.gradient_accumulation_steps):
+            idx = batch_indices(global_step, micro, args, len(strokes), accelerator.process_index,
+                                accelerator.num_processes)
+            seed = np.random.SeedSequence([args.seed, global_step, micro, accelerator.process_index])
+            generator = torch.Generator().manual_seed(int(seed.generate_state(1)[0]))
+            batch = augment(strokes[idx], args.augment, generator).to(accelerator.device)
+            with accelerator.accumulate(objective), accelerator.autocast():
+                loss, denoise_loss, stop_loss = objective(batch, lengths[idx].to(accelerator.device), generator)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(objective.parameters(), args.max_grad_norm)
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad()
+        if ema is not None:
+            ema.step(unwrapped_model().parameters())
+        global_step += 1
+
+        elapsed = time.time() - start
+        logs = {"loss": loss.item(), "denoise_loss": denoise_loss.item(), "stop_loss": stop_loss.item(),
+                "lr": lr_scheduler.get_last_lr()[0], "step": global_step}
+        progress.update(1)
+        sketches_per_s = (global_step - start_step) * sketches_per_step / max(elapsed, 1e-9)
+        progress.set_postfix(loss=f"{logs['loss']:.4f}", sketches_per_s=f"{sketches_per_s:.0f}")
+        accelerator.log(logs, step=global_step)
+        if accelerator.is_main_process:
+            with open(log_file, "a") as f:
+                f.write(json.dumps(dict(logs, elapsed_seconds=round(elapsed, 2))) + "\n")
+
+        if global_step % args.checkpointing_steps == 0 or global_step == max_steps:
+            save_checkpoint(accelerator, checkpoint_dir, global_step, args.checkpoints_total_limit)
+        if accelerator.is_main_process and args.sample_interval and global_step % args.sample_interval == 0:
+            render_samples(make_pipeline(export_model(), sampling_scheduler), output_dir / "samples",
+                           global_step, args.num_samples, args.seed)
+        if args.debug_kill_at_step is not None and global_step == args.debug_kill_at_step:
+            os.kill(os.getpid(), signal.SIGKILL)  # for the resume test: die like a killed job
+    progress.close()
+
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        export(global_step, time.time() - start)
+    accelerator.end_training()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (ValueError, OSError) as exc:
+        logging.getLogger("train").error("%s", exc)
+        sys.exit(1)
