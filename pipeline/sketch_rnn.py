@@ -1,0 +1,179 @@
+"""Google's pretrained Sketch-RNN decoders (sketch-rnn-js ``.gen.json``) in PyTorch, and a stand-in corpus.
+
+The file is ``[info, dims, weights]``; each weight is base64 little-endian int16 with
+``value = int16 * 10 / 32767``, in the order: output W ``(H, 123)``, output b ``(123,)``, LSTM
+W_xh ``(5, 4H)``, W_hh ``(H, 4H)``, bias ``(4H,)``. The LSTM gates are ``i, j, f, o`` with a forget
+bias of 1.0 added at run time. Outputs: 3 pen logits, then six blocks of 20 mixture components
+(logits, mu_x, mu_y, log sigma_x, log sigma_y, raw rho). Offsets are in normalised units;
+``info["scale_factor"]`` turns them into pixels.
+
+    python -m pipeline.sketch_rnn sample --model rabbit.gen.json --num 12000 --seed 0 --out data/rabbit_sketchrnn.ndjson
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import SPLIT_TEST_SIZE, SPLIT_TRAIN_SIZE
+from .fileio import file_digest, write_json_atomic, write_ndjson_atomic
+from .rendering import to_ndjson_record
+from .representation import raw_to_simplified, stroke3_to_strokes
+
+NUM_MIXTURES = 20
+
+
+class PretrainedSketchRNN:
+    """A decoder-only (unconditional) Sketch-RNN loaded from a sketch-rnn-js ``.gen.json`` file."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            info, dims, blobs = json.loads(self.path.read_text())
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{path} is not a sketch-rnn-js model file ([info, dims, weights]): {exc}") from None
+        if info.get("mode") != 2:
+            raise ValueError(f"{path}: mode {info.get('mode')} is not supported (only 2, the unconditional decoder)")
+        if len(dims) != 5 or len(blobs) != 5:
+            raise ValueError(f"{path}: expected 5 weight tensors, found {len(blobs)}")
+        tensors = []
+        for shape, blob in zip(dims, blobs):
+            values = np.frombuffer(base64.b64decode(blob), dtype="<i2").astype(np.float32) * (10.0 / 32767.0)
+            if values.size != int(np.prod(shape)):
+                raise ValueError(f"{path}: a weight of shape {shape} holds {values.size} values")
+            tensors.append(torch.from_numpy(values.reshape(shape)))
+        self.w_out, self.b_out, self.w_xh, self.w_hh, self.bias = tensors
+        self.hidden_size = self.w_hh.shape[0]
+        self.info = info
+        self.name = info.get("name", self.path.stem)
+        self.max_seq_len = int(info["max_seq_len"])
+        self.scale_factor = float(info["scale_factor"])
+
+    @torch.no_grad()
+    def sample_stroke5(self, num: int, temperature: float = 0.65, generator: torch.Generator | None = None,
+                       max_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample ``num`` sketches in one batch.
+
+        Returns ``stroke5 (num, max_len, 5)`` offsets in normalised units with one-hot pen states
+        (rows after the end are end rows) and ``ended (num,)``: whether each sketch reached the end state.
+        """
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        max_len = max_len or self.max_seq_len
+        tau = 0.5 + 0.5 * temperature
+        h = torch.zeros(num, self.hidden_size)
+        c = torch.zeros(num, self.hidden_size)
+        x = torch.zeros(num, 5)
+        x[:, 2] = 1.0
+        out = torch.zeros(num, max_len, 5)
+        out[:, :, 4] = 1.0
+        done = torch.zeros(num, dtype=torch.bool)
+        for step in range(max_len):
+            gates = x @ self.w_xh + h @ self.w_hh + self.bias
+            i, j, f, o = gates.chunk(4, dim=1)
+            c = torch.sigmoid(f + 1.0) * c + torch.sigmoid(i) * torch.tanh(j)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            y = h @ self.w_out + self.b_out
+            pen_logits = y[:, :3]
+            logits, mu_x, mu_y, log_sx, log_sy, rho = y[:, 3:].split(NUM_MIXTURES, dim=1)
+            k = torch.multinomial(torch.softmax(logits / tau, dim=1), 1, generator=generator)
+            pick = lambda t: t.gather(1, k).squeeze(1)  # noqa: E731
+            sx = torch.exp(pick(log_sx)) * np.sqrt(temperature)
+            sy = torch.exp(pick(log_sy)) * np.sqrt(temperature)
+            r = torch.tanh(pick(rho))
+            z = torch.randn(num, 2, generator=generator)
+            dx = pick(mu_x) + sx * z[:, 0]
+            dy = pick(mu_y) + sy * (r * z[:, 0] + torch.sqrt(1 - r * r) * z[:, 1])
+            pen = torch.multinomial(torch.softmax(pen_logits / tau, dim=1), 1, generator=generator).squeeze(1)
+            row = torch.zeros(num, 5)
+            row[:, 0], row[:, 1] = dx, dy
+            row[torch.arange(num), 2 + pen] = 1.0
+            row[done] = out[done, step]  # finished sketches keep end rows
+            out[:, step] = row
+            done |= pen == 2
+            if bool(done.all()):
+                break
+            x = row
+        return out, done
+
+    def stroke5_to_sketch(self, stroke5: np.ndarray) -> list[np.ndarray]:
+        """One sampled stroke-5 sequence -> absolute strokes in the official simplified form (0..255, RDP)."""
+        stroke5 = np.asarray(stroke5)
+        end = np.flatnonzero(stroke5[:, 4] > 0.5)
+        n = int(end[0]) if len(end) else len(stroke5)
+        stroke3 = np.concatenate([stroke5[:n, :2] * self.scale_factor, stroke5[:n, 3:4]], axis=1)
+        strokes = stroke3_to_strokes(stroke3)
+        return raw_to_simplified(strokes) if strokes else []
+
+    def sample(self, num: int, temperature: float = 0.65, seed: int = 0, batch_size: int = 1000,
+               progress: bool = True) -> list[list[np.ndarray]]:
+        """``num`` sketches (absolute strokes, 0..255 canvas), deterministic for ``seed``.
+
+        Samples that never reach the end state, or have no points, are discarded and drawn again.
+        """
+        from tqdm.auto import tqdm
+
+        generator = torch.Generator().manual_seed(seed)
+        sketches: list[list[np.ndarray]] = []
+        with tqdm(total=num, desc=f"sampling {self.name}", disable=not progress) as bar:
+            while len(sketches) < num:
+                stroke5, ended = self.sample_stroke5(batch_size, temperature, generator)
+                for row, ok in zip(stroke5.numpy(), ended.tolist()):
+                    sketch = self.stroke5_to_sketch(row) if ok else []
+                    if sketch and len(sketches) < num:
+                        sketches.append(sketch)
+                        bar.update(1)
+        return sketches
+
+
+def write_standin_corpus(model: PretrainedSketchRNN, num: int, out: str | Path, seed: int = 0,
+                         temperature: float = 0.65, num_test: int = SPLIT_TEST_SIZE) -> tuple[Path, Path]:
+    """Write ``num`` samples in the official ndjson schema, each marked synthetic, plus a split file.
+
+    Records carry ``countrycode "ZZ"`` and a ``source`` naming the model file (with its sha256) and the
+    temperature. The split puts the last ``num_test`` lines in test and the rest in train.
+    """
+    if num <= num_test:
+        raise ValueError(f"--num {num} must exceed the {num_test} test drawings")
+    out = Path(out)
+    sketches = model.sample(num, temperature=temperature, seed=seed)
+    source = f"sketch-rnn:{model.path.name}:sha256={file_digest(model.path)[:16]}:temperature={temperature}:seed={seed}"
+    records = (to_ndjson_record(s, word=model.name, key_id=f"synthetic-{seed}-{i}", timestamp="synthetic",
+                                source=source) for i, s in enumerate(sketches))
+    write_ndjson_atomic(out, records)
+    split_path = out.with_name(out.name.split(".")[0] + ".split.json")
+    write_json_atomic(split_path, {"train": list(range(num - num_test)), "test": list(range(num - num_test, num))},
+                      indent=None)
+    return out, split_path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.sketch_rnn", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("sample", help="write a synthetic corpus in the official ndjson schema plus a split file")
+    p.add_argument("--model", required=True, help="sketch-rnn-js .gen.json file")
+    p.add_argument("--num", type=int, default=SPLIT_TRAIN_SIZE + SPLIT_TEST_SIZE, help="drawings (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=float, default=0.65, help="sampling temperature (default: %(default)s)")
+    p.add_argument("--num-test", type=int, default=SPLIT_TEST_SIZE, help="last N drawings form the test split "
+                   "(default: %(default)s, the official test size)")
+    p.add_argument("--out", required=True, help="output .ndjson; the split is written beside it as <name>.split.json")
+    args = parser.parse_args(argv)
+    try:
+        out, split = write_standin_corpus(PretrainedSketchRNN(args.model), args.num, args.out, args.seed,
+                                          args.temperature, args.num_test)
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {out} and {split}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

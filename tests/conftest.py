@@ -1,0 +1,53 @@
+"""Shared fixtures: the real Quick, Draw! samples in ../shared and tiny models."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+SAMPLES = SHARED / "data" / "quickdraw" / "samples"
+SPLITS = SHARED / "data" / "quickdraw" / "splits" / "myth_subset"
+SKETCHRNN_RABBIT = SHARED / "data" / "sketchrnn_models" / "rabbit.gen.json"
+CATEGORIES = ("cat", "bus", "rabbit")
+
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+needs_shared = pytest.mark.skipif(
+    not SAMPLES.is_dir(),
+    reason="the real Quick, Draw! samples live in ../shared beside the repo (present in CI, not in a plain clone)",
+)
+
+
+def simplified_sample(category: str) -> Path:
+    return SAMPLES / "official_simplified_first25" / f"{category}.ndjson.gz"
+
+
+def raw_sample(category: str) -> Path:
+    return SAMPLES / "official_raw_first_lines" / f"{category}.ndjson.gz"
+
+
+TINY_MODEL = dict(points_per_stroke=8, max_strokes=12, hidden_size=32, num_layers=1, num_heads=2,
+                  head_hidden_size=64, head_num_blocks=1)
+
+
+@pytest.fixture
+def tiny_pipeline():
+    """An untrained tiny pipeline with a DDIM scheduler (weights seeded, so tests are reproducible)."""
+    import torch
+    from diffusers import DDIMScheduler
+
+    from pipeline import StrokeDiffusionModel, StrokeDiffusionPipeline
+
+    torch.manual_seed(0)
+    model = StrokeDiffusionModel(**TINY_MODEL)
+    for p in model.parameters():  # zero-initialised output layers would make every sample identical
+        torch.nn.init.normal_(p, std=0.2)
+    scheduler = DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
+    pipe = StrokeDiffusionPipeline(transformer=model.eval(), scheduler=scheduler)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+
+from conftest import CATEGORIES, needs_shared, raw_sample, simplified_sample
+from pipeline.data import load_strokes
+from pipeline.representation import (
+    as_stroke_list, normalized_to_strokes, pack_sketches, pixels_to_unit, raw_to_simplified, resample_stroke,
+    stroke3_to_stroke5, stroke3_to_strokes, stroke5_to_stroke3, strokes_to_normalized, strokes_to_stroke3,
+    unit_to_pixels)
+
+
+@needs_shared
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_stroke3_and_stroke5_round_trip_real_sketches(category):
+    for sketch in load_strokes(simplified_sample(category)):
+        s3 = strokes_to_stroke3(sketch)
+        assert s3.shape == (sum(len(s) for s in sketch), 3)
+        assert s3[:, 2].sum() == len(sketch)
+        back = stroke3_to_strokes(s3)
+        assert len(back) == len(sketch)
+        for a, b in zip(back, sketch):
+            np.testing.assert_allclose(a, b, atol=1e-4)
+        s5 = stroke3_to_stroke5(s3, max_len=len(s3) + 7)
+        assert s5.shape == (len(s3) + 7, 5)
+        np.testing.assert_array_equal(s5[:, 2:].sum(axis=1), 1.0)  # one-hot pen states
+        assert (s5[len(s3):, 4] == 1).all()
+        np.testing.assert_array_equal(stroke5_to_stroke3(s5), s3)
+
+
+@needs_shared
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_resampled_normalised_round_trip_keeps_shape(category):
+    for sketch in load_strokes(simplified_sample(category)):
+        norm = strokes_to_normalized(sketch, 64)
+        assert norm.shape == (len(sketch), 64, 2) and norm.dtype == np.float32
+        assert norm.min() >= -1 and norm.max() <= 1
+        back = normalized_to_strokes(norm)
+        for original, resampled in zip(sketch, back):
+            # endpoints are kept exactly; every resampled point lies on the original polyline
+            np.testing.assert_allclose(resampled[[0, -1]], original[[0, -1]], atol=1e-3)
+            dense = resample_stroke(original, 2000)
+            nearest = np.min(np.linalg.norm(resampled[:, None] - dense[None], axis=2), axis=1)
+            assert nearest.max() < 1.0  # pixels
+
+
+def test_resample_is_uniform_in_arc_length_and_handles_dots():
+    line = np.array([[0, 0], [10, 0], [10, 30]], dtype=np.float32)
+    r = resample_stroke(line, 5)
+    np.testing.assert_allclose(np.linalg.norm(np.diff(r, axis=0), axis=1), 10.0, atol=1e-4)
+    dot = resample_stroke(np.array([[5.0, 7.0]]), 4)
+    np.testing.assert_array_equal(dot, [[5, 7]] * 4)
+
+
+def test_pixel_unit_mapping():
+    np.testing.assert_allclose(pixels_to_unit([0, 127.5, 255]), [-1, 0, 1])
+    np.testing.assert_allclose(unit_to_pixels(pixels_to_unit([3.0, 200.0])), [3.0, 200.0], rtol=1e-6)
+
+
+@needs_shared
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_raw_to_simplified_matches_official_simplification(category):
+    raw = load_strokes(raw_sample(category), kind="raw")
+    simplified = load_strokes(simplified_sample(category))
+    for r, s in zip(raw, simplified):
+        ours = raw_to_simplified(r)
+        assert len(ours) == len(s)
+        pts_ours, pts_official = np.concatenate(ours), np.concatenate(s)
+        # same canvas: both span 0..255 on their longer side, top-left aligned
+        np.testing.assert_allclose(pts_ours.min(0), pts_official.min(0), atol=1.0)
+        # the official pipeline also resamples at 1 px before RDP, so extents may differ by a pixel or two
+        np.testing.assert_allclose(pts_ours.max(0), pts_official.max(0), atol=3.0)
+        assert abs(len(pts_ours) - len(pts_official)) <= 0.25 * len(pts_official) + 3
+
+
+def test_pack_sketches_filters_long_sketches():
+    dot = np.zeros((1, 2), dtype=np.float32)
+    sketches = [[dot] * 3, [dot] * 5, [dot]]
+    strokes, lengths, kept = pack_sketches(sketches, num_points=4, max_strokes=4)
+    assert strokes.shape == (2, 4, 4, 2)
+    assert lengths.tolist() == [3, 1] and kept.tolist() == [0, 2]
+
+
+@pytest.mark.parametrize("bad, message", [("abc", "list of strokes"), ([[]], "shape"), ([np.zeros((0, 2))], "no points"),
+                                          ([[[0, np.nan]]], "NaN"), ([[[1, 2, 3]]], "shape")])
+def test_as_stroke_list_rejects_malformed(bad, message):
+    with pytest.raises(ValueError, match=message):
+        as_stroke_list(bad, "prefix_strokes")
+
+
+def test_as_stroke_list_accepts_official_layout():
+    out = as_stroke_list([[[1, 2, 3], [4, 5, 6]]])
+    np.testing.assert_array_equal(out[0], [[1, 4], [2, 5], [3, 6]])
