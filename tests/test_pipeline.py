@@ -1,0 +1,175 @@
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler
+
+from conftest import TINY_MODEL, needs_shared, simplified_sample
+from pipeline import StrokeDiffusionModel, StrokeDiffusionPipeline
+from pipeline.data import load_strokes
+
+
+def sketches_equal(a, b) -> bool:
+    return len(a) == len(b) and all(
+        len(x) == len(y) and all(np.array_equal(s, t) for s, t in zip(x, y)) for x, y in zip(a, b))
+
+
+def test_output_structure(tiny_pipeline):
+    out = tiny_pipeline(num_sketches=3, num_inference_steps=4, generator=torch.Generator().manual_seed(0),
+                        max_strokes=6, return_progress=True, return_trajectories=True, image_size=64)
+    assert len(out.strokes) == len(out.images) == len(out.progress) == len(out.trajectories) == 3
+    for strokes, image, progress, trajectories in zip(out.strokes, out.images, out.progress, out.trajectories):
+        assert 1 <= len(strokes) <= 6
+        assert all(s.shape == (TINY_MODEL["points_per_stroke"], 2) for s in strokes)
+        assert all(s.min() >= 0 and s.max() <= 255 for s in strokes)  # canvas pixels
+        assert image.size == (64, 64)
+        assert len(progress) == len(strokes)
+        assert len(trajectories) == len(strokes)
+        assert trajectories[0].shape == (5, TINY_MODEL["points_per_stroke"], 2)  # steps + 1
+        np.testing.assert_allclose(trajectories[-1][-1].clip(0, 255), strokes[-1], atol=1e-3)
+    arr = tiny_pipeline(num_sketches=2, num_inference_steps=2, output_type="np", image_size=32).images
+    assert arr.shape == (2, 32, 32) and arr.dtype == np.uint8
+
+
+def test_same_seed_same_sketches_and_batches_vary_in_length(tiny_pipeline):
+    run = lambda seed: tiny_pipeline(num_sketches=16, num_inference_steps=3, max_strokes=10,  # noqa: E731
+                                     generator=torch.Generator().manual_seed(seed)).strokes
+    a, b, c = run(1), run(1), run(2)
+    assert sketches_equal(a, b)
+    assert not sketches_equal(a, c)
+    assert len({len(s) for s in a}) > 1  # the stop head ends sketches at different strokes
+
+
+@pytest.mark.parametrize("scheduler_cls", [DDPMScheduler, DDIMScheduler, DPMSolverMultistepScheduler])
+def test_any_diffusers_scheduler_can_be_swapped_in(tiny_pipeline, scheduler_cls):
+    tiny_pipeline.scheduler = scheduler_cls.from_config(tiny_pipeline.scheduler.config)
+    out1 = tiny_pipeline(num_sketches=2, num_inference_steps=5, max_strokes=4, generator=torch.Generator().manual_seed(3))
+    out2 = tiny_pipeline(num_sketches=2, num_inference_steps=5, max_strokes=4, generator=torch.Generator().manual_seed(3))
+    assert sketches_equal(out1.strokes, out2.strokes)
+    assert all(np.isfinite(s).all() for sketch in out1.strokes for s in sketch)
+
+
+def test_temperature_changes_spread(tiny_pipeline):
+    def spread(temperature):
+        out = tiny_pipeline(num_sketches=8, num_inference_steps=3, max_strokes=2, temperature=temperature,
+                            generator=torch.Generator().manual_seed(0))
+        return np.std(np.concatenate([s[0] for s in out.strokes]))
+    assert spread(0.1) < spread(1.0)
+
+
+@needs_shared
+def test_completion_keeps_the_real_prefix(tiny_pipeline):
+    cat = load_strokes(simplified_sample("cat"))[0]
+    prefix = cat[:3]
+    out = tiny_pipeline(num_sketches=2, num_inference_steps=3, max_strokes=8, prefix_strokes=prefix,
+                        generator=torch.Generator().manual_seed(0))
+    for sketch in out.strokes:
+        assert 3 <= len(sketch) <= 8
+        for given, kept in zip(prefix, sketch[:3]):
+            np.testing.assert_allclose(kept[[0, -1]], given[[0, -1]], atol=1e-3)
+    # the official [xs, ys] layout works as well
+    official = [[s[:, 0].tolist(), s[:, 1].tolist()] for s in prefix]
+    again = tiny_pipeline(num_sketches=2, num_inference_steps=3, max_strokes=8, prefix_strokes=official,
+                          generator=torch.Generator().manual_seed(0))
+    assert sketches_equal(out.strokes, again.strokes)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"num_sketches": 0}, "num_sketches must be a positive integer"),
+    ({"num_sketches": 2.5}, "num_sketches must be a positive integer"),
+    ({"num_inference_steps": -1}, "num_inference_steps must be a positive integer"),
+    ({"max_strokes": 0}, "max_strokes must be a positive integer"),
+    ({"max_strokes": 99}, "exceeds the model's limit"),
+    ({"temperature": 0}, "temperature must be a positive number"),
+    ({"prefix_strokes": "abc"}, "prefix_strokes must be a list"),
+    ({"prefix_strokes": [[[1, 2, 3]]]}, r"prefix_strokes\[0\] must have shape"),
+    ({"prefix_strokes": [np.array([[0, 0], [300, 10]])]}, r"prefix_strokes\[0\] has coordinates outside"),
+    ({"prefix_strokes": [np.zeros((2, 2))] * 12}, "leaves none to draw"),
+    ({"generator": 5}, "generator must be a torch.Generator"),
+    ({"output_type": "latent"}, "output_type"),
+])
+def test_bad_arguments_say_what_is_wrong(tiny_pipeline, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_pipeline(**{"num_inference_steps": 2, **kwargs})
+
+
+def test_save_pretrained_writes_hub_layout(tiny_pipeline, tmp_path):
+    tiny_pipeline.save_pretrained(tmp_path / "p")
+    index = json.loads((tmp_path / "p" / "model_index.json").read_text())
+    assert index["_class_name"] == ["pipeline", "StrokeDiffusionPipeline"]
+    assert index["transformer"] == ["modeling_stroke_diffusion", "StrokeDiffusionModel"]
+    assert index["scheduler"] == ["diffusers", "DDIMScheduler"]
+    files = {str(p.relative_to(tmp_path / "p")) for p in (tmp_path / "p").rglob("*") if p.is_file()}
+    assert {"pipeline.py", "rendering.py", "representation.py", "transformer/modeling_stroke_diffusion.py",
+            "transformer/diffusion_pytorch_model.safetensors", "transformer/config.json",
+            "scheduler/scheduler_config.json"} <= files
+    assert not any(f.endswith((".bin", ".pt", ".pkl")) for f in files)
+
+
+FRESH_PROCESS = textwrap.dedent("""
+    import sys, json, torch, numpy as np
+    assert not any(p and 'pipeline' in __import__('os').listdir(p) for p in sys.path if __import__('os').path.isdir(p))
+    from diffusers import DiffusionPipeline
+    pipe = DiffusionPipeline.from_pretrained(sys.argv[1], trust_remote_code=True)
+    pipe.set_progress_bar_config(disable=True)
+    out = pipe(num_sketches=3, num_inference_steps=4, max_strokes=5, generator=torch.Generator().manual_seed(0))
+    print(json.dumps({"class": type(pipe).__name__, "model": type(pipe.transformer).__name__,
+                      "strokes": [[s.tolist() for s in sk] for sk in out.strokes], "image": out.images[0].size}))
+""")
+
+
+def test_saved_folder_loads_in_fresh_offline_process_without_repo(tiny_pipeline, tmp_path):
+    tiny_pipeline.save_pretrained(tmp_path / "saved")
+    copy = tmp_path / "elsewhere" / "copy"
+    shutil.copytree(tmp_path / "saved", copy)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
+    script = tmp_path / "load.py"
+    script.write_text(FRESH_PROCESS)
+    result = subprocess.run([sys.executable, str(script), str(copy)], cwd=tmp_path / "elsewhere", env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded["class"] == "StrokeDiffusionPipeline" and loaded["model"] == "StrokeDiffusionModel"
+    assert loaded["image"] == [256, 256]
+    # the loaded copy draws exactly what the original draws
+    here = tiny_pipeline(num_sketches=3, num_inference_steps=4, max_strokes=5, generator=torch.Generator().manual_seed(0))
+    there = [[np.array(s, dtype=np.float32) for s in sk] for sk in loaded["strokes"]]
+    assert len(there) == 3
+    for a, b in zip(here.strokes, there):
+        assert len(a) == len(b)
+        for s, t in zip(a, b):
+            np.testing.assert_allclose(s, t, atol=1e-4)
+
+
+def test_folder_that_is_not_a_pipeline_is_rejected(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises((OSError, ValueError), match="model_index.json"):
+        DiffusionPipeline.from_pretrained(tmp_path, trust_remote_code=True)
+
+
+def test_weights_that_do_not_match_the_config_are_rejected(tiny_pipeline, tmp_path):
+    tiny_pipeline.save_pretrained(tmp_path / "p")
+    config_path = tmp_path / "p" / "transformer" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["hidden_size"] = 48
+    config_path.write_text(json.dumps(config))
+    with pytest.raises((ValueError, RuntimeError), match="size mismatch|shape"):
+        StrokeDiffusionModel.from_pretrained(tmp_path / "p" / "transformer")
+
+
+def test_history_encoder_is_causal():
+    torch.manual_seed(0)
+    model = StrokeDiffusionModel(**TINY_MODEL).eval()
+    strokes = torch.rand(2, 5, TINY_MODEL["points_per_stroke"], 2) * 2 - 1
+    changed = strokes.clone()
+    changed[:, 3:] = 0.5  # later strokes must not change earlier contexts
+    a, b = model.encode_history(strokes), model.encode_history(changed)
+    torch.testing.assert_close(a[:, :4], b[:, :4])
+    assert not torch.allclose(a[:, 4:], b[:, 4:])

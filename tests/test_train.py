@@ -1,0 +1,140 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import REPO, TINY_MODEL, needs_shared, simplified_sample
+
+TINY_FLAGS = [
+    "--points-per-stroke", str(TINY_MODEL["points_per_stroke"]), "--max-strokes", "20",
+    "--hidden-size", str(TINY_MODEL["hidden_size"]), "--num-layers", "1", "--num-heads", "2",
+    "--head-hidden-size", str(TINY_MODEL["head_hidden_size"]), "--head-num-blocks", "1",
+    "--train-batch-size", "8", "--lr-warmup-steps", "2", "--sample-interval", "0", "--logger", "none",
+]
+
+
+def run_train(tmp_path: Path, out: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, str(REPO / "train.py"), "--category", "cat", "--data", str(simplified_sample("cat")),
+           "--output-dir", str(tmp_path / out), "--cache-dir", str(tmp_path / "cache"), *TINY_FLAGS, *extra]
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def weights(folder: Path) -> dict:
+    return load_file(folder / "transformer" / "diffusion_pytorch_model.safetensors")
+
+
+@needs_shared
+def test_smoke_run_writes_a_loadable_pipeline_with_provenance(tmp_path):
+    run_train(tmp_path, "m", "--max-steps", "4", "--checkpointing-steps", "2", "--sample-interval", "4",
+              "--augment", "1.0")
+    out = tmp_path / "m"
+    from diffusers import DiffusionPipeline
+
+    pipe = DiffusionPipeline.from_pretrained(out, trust_remote_code=True)
+    pipe.set_progress_bar_config(disable=True)
+    sketches = pipe(num_sketches=2, num_inference_steps=3, generator=torch.Generator().manual_seed(0)).strokes
+    assert len(sketches) == 2 and all(len(s) >= 1 for s in sketches)
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert provenance["steps"] == 4
+    assert provenance["drawings"]["train_rows"] == 25 and provenance["drawings"]["used"] == 25
+    assert provenance["data_file"]["official"] is False and len(provenance["data_file"]["sha1"]) == 40
+    assert json.loads((out / "training_config.json").read_text())["max_steps"] == 4
+    assert (out / "samples" / "step-000004.png").is_file() and (out / "samples" / "step-000004.gif").is_file()
+    log = [json.loads(line) for line in (out / "logs" / "train_log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in log] == [1, 2, 3, 4]
+    assert [p.name for p in sorted((out / "checkpoints").iterdir())] == ["checkpoint-2", "checkpoint-4"]
+
+
+@needs_shared
+def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path):
+    common = ["--max-steps", "6", "--checkpointing-steps", "3", "--augment", "0.5", "--seed", "7"]
+    run_train(tmp_path, "straight", *common)
+    killed = run_train(tmp_path, "resumed", *common, "--debug-kill-at-step", "5", check=False)
+    assert killed.returncode != 0  # SIGKILL after step 5: checkpoint-3 is the last good state
+    assert not (tmp_path / "resumed" / "model_index.json").exists()
+    run_train(tmp_path, "resumed", *common, "--resume-from-checkpoint", "latest")
+    a, b = weights(tmp_path / "straight"), weights(tmp_path / "resumed")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    log = [json.loads(x)["step"] for x in (tmp_path / "resumed" / "logs" / "train_log.jsonl").read_text().splitlines()]
+    assert log == [1, 2, 3, 4, 5, 4, 5, 6]  # steps 4-5 were redone after the kill
+
+
+@needs_shared
+def test_corrupted_checkpoint_is_reported_not_loaded(tmp_path):
+    run_train(tmp_path, "m", "--max-steps", "2", "--checkpointing-steps", "2")
+    ckpt = tmp_path / "m" / "checkpoints" / "checkpoint-2"
+    target = ckpt / "model.safetensors"
+    target.write_bytes(target.read_bytes()[:-100] + b"\0" * 100)
+    result = run_train(tmp_path, "m", "--max-steps", "4", "--resume-from-checkpoint", "latest", check=False)
+    assert result.returncode != 0
+    assert "corrupted" in result.stderr and "model.safetensors" in result.stderr
+
+
+@needs_shared
+def test_interrupted_checkpoint_write_is_ignored_by_latest(tmp_path):
+    sys.path.insert(0, str(REPO))
+    import train
+
+    folder = tmp_path / "checkpoints"
+    (folder / "checkpoint-4").mkdir(parents=True)  # no marker: a write that never finished
+    (folder / ".checkpoint-6.tmp").mkdir()
+    (folder / "checkpoint-2").mkdir()
+    (folder / "checkpoint-2" / train.CHECKPOINT_MARKER).write_text(json.dumps({"step": 2, "files": {}}))
+    assert train.resolve_resume("latest", folder) == folder / "checkpoint-2"
+    with pytest.raises(ValueError, match="not a complete checkpoint"):
+        train.verify_checkpoint(folder / "checkpoint-4")
+
+
+@needs_shared
+def test_save_checkpoint_failure_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    sys.path.insert(0, str(REPO))
+    import train
+
+    class FullDisk:
+        is_main_process = True
+
+        def wait_for_everyone(self):
+            pass
+
+        def save_state(self, path):
+            Path(path).mkdir(parents=True)
+            (Path(path) / "model.safetensors").write_bytes(b"partial")
+            raise OSError(28, "No space left on device")
+
+    folder = tmp_path / "checkpoints"
+    good = folder / "checkpoint-2"
+    good.mkdir(parents=True)
+    (good / train.CHECKPOINT_MARKER).write_text(json.dumps({"step": 2, "files": {}}))
+    with pytest.raises(OSError, match="No space left"):
+        train.save_checkpoint(FullDisk(), folder, 4, limit=1)
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint-2"]
+    assert train.verify_checkpoint(good) == 2
+
+
+@needs_shared
+@pytest.mark.parametrize("extra, message", [
+    (["--split", "/nonexistent/split.json"], "split file /nonexistent/split.json does not exist"),
+    (["--data", "/nonexistent/cat.ndjson"], "--data /nonexistent/cat.ndjson does not exist"),
+])
+def test_bad_inputs_are_named(tmp_path, extra, message):
+    result = run_train(tmp_path, "m", "--max-steps", "1", *extra, check=False)
+    assert result.returncode != 0 and message in result.stderr
+
+
+def test_missing_official_data_says_how_to_get_it(tmp_path):
+    cmd = [sys.executable, str(REPO / "train.py"), "--category", "bus", "--data-dir", str(tmp_path),
+           "--no-download", "--output-dir", str(tmp_path / "m")]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "python -m pipeline.data download --category bus" in result.stderr
