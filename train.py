@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.data import OFFICIAL_FILES, ReadReport, load_split_sketches, read_drawings, resolve_split
+from pipeline.data import OFFICIAL_FILES, load_split_sketches, resolve_split
 from pipeline.download import resolve_data_file
 from pipeline.fileio import file_digest, git_blob_sha1, write_bytes_atomic, write_json_atomic
 from pipeline.modeling_stroke_diffusion import StrokeDiffusionModel
@@ -40,9 +40,8 @@ logger = logging.getLogger("train")
 CHECKPOINT_MARKER = "checkpoint.json"
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    """The data flags, shared with ``train_sketch_rnn.py`` so that both read the same drawings."""
     g = p.add_argument_group("data")
     g.add_argument("--category", required=True, help="Quick, Draw! category (cat, bus, rabbit or any word for custom data)")
     g.add_argument("--data", help="ndjson[.gz] file, or a folder holding <category>.ndjson; default: the official "
@@ -55,6 +54,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="cache of the Arrow datasets built from ndjson files")
     g.add_argument("--augment", type=float, default=0.0,
                    help="strength of random affine augmentation (0 = off; 1 = up to 15%% scale, 10 degrees, 10%% shift)")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_data_arguments(p)
 
     g = p.add_argument_group("model")
     g.add_argument("--points-per-stroke", type=int, default=32, help="points each stroke is resampled to")
@@ -77,6 +82,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--stop-loss-weight", type=float, default=0.1, help="weight of the stop head's BCE loss")
     g.add_argument("--max-steps", type=int, default=None, help="optimizer steps (overrides --num-epochs)")
     g.add_argument("--num-epochs", type=int, default=100)
+    g.add_argument("--max-train-minutes", type=float, default=None,
+                   help="stop (and export) after this much training time; the LR schedule still follows --max-steps")
     g.add_argument("--gradient-accumulation-steps", type=int, default=1)
     g.add_argument("--learning-rate", type=float, default=1e-3)
     g.add_argument("--lr-scheduler", default="cosine",
@@ -119,25 +126,30 @@ def parse_args(argv=None) -> argparse.Namespace:
 # ----------------------------------------------------------------------------- data
 
 
-def load_training_data(args):
-    """Resolve the data file and split, load the train sketches, pack them. Returns tensors and provenance."""
+def load_training_sketches(args) -> tuple[list, dict]:
+    """Resolve the data file and split; return the train sketches (lists of ``(n, 2)`` pixel arrays) and provenance."""
     data_file = resolve_data_file(args.category, args.data, args.data_dir, allow_download=not args.no_download)
     split, split_source = resolve_split(data_file, args.category, args.split)
-    subsets = load_split_sketches(data_file, split, Path(args.cache_dir) / "datasets")
-    train = subsets["train"]
+    train = load_split_sketches(data_file, split, Path(args.cache_dir) / "datasets")["train"]
     if not train:
         raise ValueError(f"the split ({split_source}) selects no training drawings from {data_file}")
-    strokes, lengths, kept = pack_sketches(train, args.points_per_stroke, args.max_strokes)
-    if len(kept) == 0:
-        raise ValueError(f"every training drawing has more than --max-strokes={args.max_strokes} strokes")
     provenance = {
         "data_file": {"path": str(data_file), "bytes": os.path.getsize(data_file),
                       "sha1": file_digest(data_file, "sha1"), "git_blob_sha1": git_blob_sha1(data_file),
                       "official": _is_official(data_file, args.category)},
         "split": {"source": split_source, "train": len(split["train"]), "test": len(split["test"])},
-        "drawings": {"train_rows": len(train), "used": int(len(kept)),
-                     "filtered_out": {f"more than {args.max_strokes} strokes": int(len(train) - len(kept))}},
     }
+    return train, provenance
+
+
+def load_training_data(args):
+    """Train sketches packed for the model: ``strokes (N, S, P, 2)``, ``lengths (N,)`` tensors, and provenance."""
+    train, provenance = load_training_sketches(args)
+    strokes, lengths, kept = pack_sketches(train, args.points_per_stroke, args.max_strokes)
+    if len(kept) == 0:
+        raise ValueError(f"every training drawing has more than --max-strokes={args.max_strokes} strokes")
+    provenance["drawings"] = {"train_rows": len(train), "used": int(len(kept)),
+                              "filtered_out": {f"more than {args.max_strokes} strokes": int(len(train) - len(kept))}}
     return torch.from_numpy(strokes), torch.from_numpy(lengths), provenance
 
 
@@ -429,6 +441,9 @@ def main(argv=None) -> None:
     progress = tqdm(total=max_steps, initial=global_step, disable=not accelerator.is_local_main_process, desc="steps")
     objective.train()
     while global_step < max_steps:
+        if args.max_train_minutes is not None and time.time() - start >= 60 * args.max_train_minutes:
+            logger.info("time budget of %.1f minutes reached at step %d", args.max_train_minutes, global_step)
+            break
         for micro in range(args.gradient_accumulation_steps):
             idx = batch_indices(global_step, micro, args, len(strokes), accelerator.process_index,
                                 accelerator.num_processes)

@@ -24,10 +24,7 @@ import torch
 from .data import SPLIT_TEST_SIZE, SPLIT_TRAIN_SIZE
 from .fileio import file_digest, write_json_atomic, write_ndjson_atomic
 from .rendering import to_ndjson_record
-from .representation import raw_to_simplified, stroke3_to_strokes
-
-NUM_MIXTURES = 20
-
+from .representation import raw_to_simplified, stroke3_to_strokes, stroke5_to_stroke3
 
 class PretrainedSketchRNN:
     """A decoder-only (unconditional) Sketch-RNN loaded from a sketch-rnn-js ``.gen.json`` file."""
@@ -55,81 +52,97 @@ class PretrainedSketchRNN:
         self.max_seq_len = int(info["max_seq_len"])
         self.scale_factor = float(info["scale_factor"])
 
-    @torch.no_grad()
-    def sample_stroke5(self, num: int, temperature: float = 0.65, generator: torch.Generator | None = None,
-                       max_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sample ``num`` sketches in one batch.
-
-        Returns ``stroke5 (num, max_len, 5)`` offsets in normalised units with one-hot pen states
-        (rows after the end are end rows) and ``ended (num,)``: whether each sketch reached the end state.
-        """
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
-        max_len = max_len or self.max_seq_len
-        tau = 0.5 + 0.5 * temperature
-        h = torch.zeros(num, self.hidden_size)
-        c = torch.zeros(num, self.hidden_size)
-        x = torch.zeros(num, 5)
-        x[:, 2] = 1.0
-        out = torch.zeros(num, max_len, 5)
-        out[:, :, 4] = 1.0
-        done = torch.zeros(num, dtype=torch.bool)
-        for step in range(max_len):
-            gates = x @ self.w_xh + h @ self.w_hh + self.bias
-            i, j, f, o = gates.chunk(4, dim=1)
-            c = torch.sigmoid(f + 1.0) * c + torch.sigmoid(i) * torch.tanh(j)
-            h = torch.sigmoid(o) * torch.tanh(c)
-            y = h @ self.w_out + self.b_out
-            pen_logits = y[:, :3]
-            logits, mu_x, mu_y, log_sx, log_sy, rho = y[:, 3:].split(NUM_MIXTURES, dim=1)
-            k = torch.multinomial(torch.softmax(logits / tau, dim=1), 1, generator=generator)
-            pick = lambda t: t.gather(1, k).squeeze(1)  # noqa: E731
-            sx = torch.exp(pick(log_sx)) * np.sqrt(temperature)
-            sy = torch.exp(pick(log_sy)) * np.sqrt(temperature)
-            r = torch.tanh(pick(rho))
-            z = torch.randn(num, 2, generator=generator)
-            dx = pick(mu_x) + sx * z[:, 0]
-            dy = pick(mu_y) + sy * (r * z[:, 0] + torch.sqrt(1 - r * r) * z[:, 1])
-            pen = torch.multinomial(torch.softmax(pen_logits / tau, dim=1), 1, generator=generator).squeeze(1)
-            row = torch.zeros(num, 5)
-            row[:, 0], row[:, 1] = dx, dy
-            row[torch.arange(num), 2 + pen] = 1.0
-            row[done] = out[done, step]  # finished sketches keep end rows
-            out[:, step] = row
-            done |= pen == 2
-            if bool(done.all()):
-                break
-            x = row
-        return out, done
-
-    def stroke5_to_sketch(self, stroke5: np.ndarray) -> list[np.ndarray]:
-        """One sampled stroke-5 sequence -> absolute strokes in the official simplified form (0..255, RDP)."""
-        stroke5 = np.asarray(stroke5)
-        end = np.flatnonzero(stroke5[:, 4] > 0.5)
-        n = int(end[0]) if len(end) else len(stroke5)
-        stroke3 = np.concatenate([stroke5[:n, :2] * self.scale_factor, stroke5[:n, 3:4]], axis=1)
-        strokes = stroke3_to_strokes(stroke3)
-        return raw_to_simplified(strokes) if strokes else []
+    def step(self, x: torch.Tensor, state):
+        """One LSTM step: ``x (N, 5)`` -> mixture outputs ``(N, 3 + 6 * 20)`` and the new ``(h, c)``."""
+        if state is None:
+            zeros = torch.zeros(x.shape[0], self.hidden_size)
+            state = (zeros, zeros)
+        h, c = state
+        i, j, f, o = (x @ self.w_xh + h @ self.w_hh + self.bias).chunk(4, dim=1)
+        c = torch.sigmoid(f + 1.0) * c + torch.sigmoid(i) * torch.tanh(j)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h @ self.w_out + self.b_out, (h, c)
 
     def sample(self, num: int, temperature: float = 0.65, seed: int = 0, batch_size: int = 1000,
                progress: bool = True) -> list[list[np.ndarray]]:
-        """``num`` sketches (absolute strokes, 0..255 canvas), deterministic for ``seed``.
+        """``num`` sketches (absolute strokes, 0..255 canvas), deterministic for ``seed``."""
+        return sample_sketches(self.step, num, self.max_seq_len, self.scale_factor, temperature, seed, batch_size,
+                               progress, desc=f"sampling {self.name}")
 
-        Samples that never reach the end state, or have no points, are discarded and drawn again.
-        """
-        from tqdm.auto import tqdm
 
-        generator = torch.Generator().manual_seed(seed)
-        sketches: list[list[np.ndarray]] = []
-        with tqdm(total=num, desc=f"sampling {self.name}", disable=not progress) as bar:
-            while len(sketches) < num:
-                stroke5, ended = self.sample_stroke5(batch_size, temperature, generator)
-                for row, ok in zip(stroke5.numpy(), ended.tolist()):
-                    sketch = self.stroke5_to_sketch(row) if ok else []
-                    if sketch and len(sketches) < num:
-                        sketches.append(sketch)
-                        bar.update(1)
-        return sketches
+def mixture_sample(y: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
+    """Draw one stroke-5 row per output row ``y (N, 3 + 6M)``: 3 pen logits, then M-blocks of
+    mixture logits, mu_x, mu_y, log sigma_x, log sigma_y, raw rho. Temperature as in sketch-rnn-js."""
+    num = y.shape[0]
+    tau = 0.5 + 0.5 * temperature
+    logits, mu_x, mu_y, log_sx, log_sy, rho = y[:, 3:].chunk(6, dim=1)
+    k = torch.multinomial(torch.softmax(logits / tau, dim=1), 1, generator=generator)
+    pick = lambda t: t.gather(1, k).squeeze(1)  # noqa: E731
+    sx = torch.exp(pick(log_sx)) * np.sqrt(temperature)
+    sy = torch.exp(pick(log_sy)) * np.sqrt(temperature)
+    r = torch.tanh(pick(rho))
+    z = torch.randn(num, 2, generator=generator)
+    row = torch.zeros(num, 5)
+    row[:, 0] = pick(mu_x) + sx * z[:, 0]
+    row[:, 1] = pick(mu_y) + sy * (r * z[:, 0] + torch.sqrt(1 - r * r) * z[:, 1])
+    pen = torch.multinomial(torch.softmax(y[:, :3] / tau, dim=1), 1, generator=generator).squeeze(1)
+    row[torch.arange(num), 2 + pen] = 1.0
+    return row
+
+
+@torch.no_grad()
+def sample_stroke5(step, num: int, max_len: int, temperature: float = 0.65,
+                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run a decoder ``step(x, state) -> (y, state)`` autoregressively from the start token ``(0, 0, 1, 0, 0)``.
+
+    Returns ``stroke5 (num, max_len, 5)`` in normalised units (rows after the end are end rows) and
+    ``ended (num,)``: whether each sketch reached the end state.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    x = torch.zeros(num, 5)
+    x[:, 2] = 1.0
+    out = torch.zeros(num, max_len, 5)
+    out[:, :, 4] = 1.0
+    done = torch.zeros(num, dtype=torch.bool)
+    state = None
+    for t in range(max_len):
+        y, state = step(x, state)
+        row = mixture_sample(y, temperature, generator)
+        row[done] = out[done, t]  # finished sketches keep end rows
+        out[:, t] = row
+        done |= row[:, 4] > 0.5
+        if bool(done.all()):
+            break
+        x = row
+    return out, done
+
+
+def stroke5_to_sketch(stroke5: np.ndarray, scale_factor: float) -> list[np.ndarray]:
+    """One sampled stroke-5 sequence (normalised units) -> strokes in the official simplified form (0..255, RDP)."""
+    strokes = stroke3_to_strokes(stroke5_to_stroke3(stroke5) * np.array([scale_factor, scale_factor, 1.0], np.float32))
+    return raw_to_simplified(strokes) if strokes else []
+
+
+def sample_sketches(step, num: int, max_len: int, scale_factor: float, temperature: float = 0.65, seed: int = 0,
+                    batch_size: int = 1000, progress: bool = True, desc: str = "sampling") -> list[list[np.ndarray]]:
+    """``num`` sketches from a decoder step function, deterministic for ``seed``.
+
+    Samples that never reach the end state, or have no points, are discarded and drawn again.
+    """
+    from tqdm.auto import tqdm
+
+    generator = torch.Generator().manual_seed(seed)
+    sketches: list[list[np.ndarray]] = []
+    with tqdm(total=num, desc=desc, disable=not progress) as bar:
+        while len(sketches) < num:
+            stroke5, ended = sample_stroke5(step, batch_size, max_len, temperature, generator)
+            for row, ok in zip(stroke5.numpy(), ended.tolist()):
+                sketch = stroke5_to_sketch(row, scale_factor) if ok else []
+                if sketch and len(sketches) < num:
+                    sketches.append(sketch)
+                    bar.update(1)
+    return sketches
 
 
 def write_standin_corpus(model: PretrainedSketchRNN, num: int, out: str | Path, seed: int = 0,
@@ -153,19 +166,40 @@ def write_standin_corpus(model: PretrainedSketchRNN, num: int, out: str | Path, 
     return out, split_path
 
 
+def sample_baseline(folder: str | Path, num: int, out: str | Path, seed: int = 0, temperature: float = 0.65,
+                    word: str = "sketch") -> Path:
+    """Sample our trained Sketch-RNN baseline (a ``SketchRNNDecoder`` folder) to an ndjson file."""
+    from .modeling_sketch_rnn import SketchRNNDecoder
+
+    model = SketchRNNDecoder.from_pretrained(folder).eval()
+    with torch.no_grad():
+        sketches = sample_sketches(model.step, num, model.config.max_seq_len, model.config.scale_factor,
+                                   temperature, seed, desc="sampling the baseline")
+    source = f"sketch-rnn-baseline:{Path(folder).name}:temperature={temperature}:seed={seed}"
+    write_ndjson_atomic(out, (to_ndjson_record(s, word=word, key_id=f"baseline-{seed}-{i}", timestamp="synthetic",
+                                               source=source) for i, s in enumerate(sketches)))
+    return Path(out)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.sketch_rnn", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("sample", help="write a synthetic corpus in the official ndjson schema plus a split file")
-    p.add_argument("--model", required=True, help="sketch-rnn-js .gen.json file")
+    p = sub.add_parser("sample", help="sample a .gen.json model (writes a corpus plus split file) or our trained "
+                                      "baseline folder (writes sketches for evaluate.py --generated)")
+    p.add_argument("--model", required=True, help="sketch-rnn-js .gen.json file, or a train_sketch_rnn.py output folder")
     p.add_argument("--num", type=int, default=SPLIT_TRAIN_SIZE + SPLIT_TEST_SIZE, help="drawings (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--temperature", type=float, default=0.65, help="sampling temperature (default: %(default)s)")
-    p.add_argument("--num-test", type=int, default=SPLIT_TEST_SIZE, help="last N drawings form the test split "
-                   "(default: %(default)s, the official test size)")
-    p.add_argument("--out", required=True, help="output .ndjson; the split is written beside it as <name>.split.json")
+    p.add_argument("--num-test", type=int, default=SPLIT_TEST_SIZE, help=".gen.json only: the last N drawings form "
+                   "the test split (default: %(default)s, the official test size)")
+    p.add_argument("--word", default="sketch", help="baseline only: the 'word' field of the records")
+    p.add_argument("--out", required=True, help="output .ndjson; for .gen.json the split is written beside it as "
+                   "<name>.split.json")
     args = parser.parse_args(argv)
     try:
+        if Path(args.model).is_dir():
+            print(f"wrote {sample_baseline(args.model, args.num, args.out, args.seed, args.temperature, args.word)}")
+            return 0
         out, split = write_standin_corpus(PretrainedSketchRNN(args.model), args.num, args.out, args.seed,
                                           args.temperature, args.num_test)
     except (ValueError, OSError) as exc:

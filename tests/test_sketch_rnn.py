@@ -1,0 +1,94 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import SKETCHRNN_RABBIT, needs_shared, simplified_sample
+from pipeline.data import load_strokes, read_drawings, stroke_statistics
+from pipeline.sketch_rnn import PretrainedSketchRNN, sample_stroke5, write_standin_corpus
+
+needs_model = pytest.mark.skipif(not SKETCHRNN_RABBIT.is_file(), reason="rabbit.gen.json lives in ../shared")
+
+
+@pytest.fixture(scope="module")
+def rabbit():
+    if not SKETCHRNN_RABBIT.is_file():
+        pytest.skip("rabbit.gen.json lives in ../shared")
+    return PretrainedSketchRNN(SKETCHRNN_RABBIT)
+
+
+@needs_model
+def test_loads_weights_with_documented_shapes(rabbit):
+    assert rabbit.w_out.shape == (512, 123) and rabbit.w_xh.shape == (5, 2048) and rabbit.w_hh.shape == (512, 2048)
+    assert rabbit.max_seq_len == 155 and rabbit.scale_factor == pytest.approx(61.0124)
+    assert float(rabbit.w_hh.abs().max()) <= 10.0 + 1e-6  # int16 * 10 / 32767
+
+
+@needs_model
+def test_samples_end_and_look_like_real_rabbits(rabbit):
+    stroke5, ended = sample_stroke5(rabbit.step, 200, rabbit.max_seq_len, 0.65, torch.Generator().manual_seed(0))
+    assert stroke5.shape == (200, 155, 5)
+    assert ended.float().mean() > 0.8  # most samples reach the end-of-sketch state (89.5% with this seed)
+    np.testing.assert_array_equal(stroke5[:, :, 2:].sum(-1).numpy(), 1.0)
+    sketches = rabbit.sample(200, seed=0, progress=False)
+    real = load_strokes(simplified_sample("rabbit"))
+    fake_stats, real_stats = stroke_statistics(sketches), stroke_statistics(real)
+    spp = fake_stats["strokes_per_sketch"]
+    assert 3 <= np.median(spp) <= 12  # real rabbits here: 1-12 strokes, median 6
+    assert np.quantile(spp, 0.05) >= 1 and np.quantile(spp, 0.95) <= 25
+    for sketch in sketches:  # official canvas: longer side 255, top-left aligned, integers
+        pts = np.concatenate(sketch)
+        assert pts.min() >= 0 and pts.max() <= 255 and np.allclose(pts, np.round(pts))
+        assert pts.min(0).max() <= 1 and pts.max(0).max() >= 253
+    assert real_stats["extent"].max() == 255
+
+
+@needs_model
+def test_sampling_is_deterministic_per_seed(rabbit):
+    a = rabbit.sample(20, seed=3, batch_size=20, progress=False)
+    b = rabbit.sample(20, seed=3, batch_size=20, progress=False)
+    c = rabbit.sample(20, seed=4, batch_size=20, progress=False)
+    same = lambda x, y: all(len(p) == len(q) and all(np.array_equal(s, t) for s, t in zip(p, q)) for p, q in zip(x, y))  # noqa: E731
+    assert same(a, b) and not same(a, c)
+
+
+@needs_model
+def test_standin_corpus_is_marked_synthetic_with_a_split(rabbit, tmp_path):
+    out, split_path = write_standin_corpus(rabbit, 30, tmp_path / "rabbit_sketchrnn.ndjson", seed=0, num_test=10)
+    records = list(read_drawings(out, kind="simplified"))
+    assert len(records) == 30
+    assert all(r["countrycode"] == "ZZ" and r["source"].startswith("sketch-rnn:rabbit.gen.json") for r in records)
+    assert "temperature=0.65" in records[0]["source"]
+    split = json.loads(split_path.read_text())
+    assert split == {"train": list(range(20)), "test": list(range(20, 30))}
+
+
+def test_bad_model_file_is_named(tmp_path):
+    path = tmp_path / "x.gen.json"
+    path.write_text('{"not": "a model"}')
+    with pytest.raises(ValueError, match="x.gen.json"):
+        PretrainedSketchRNN(path)
+
+
+@needs_shared
+def test_baseline_trains_and_samples(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    from pipeline.modeling_sketch_rnn import SketchRNNDecoder
+    from pipeline.sketch_rnn import sample_baseline
+
+    cmd = [sys.executable, str(REPO / "train_sketch_rnn.py"), "--category", "rabbit", "--data",
+           str(simplified_sample("rabbit")), "--output-dir", str(tmp_path / "b"), "--max-steps", "25",
+           "--hidden-size", "32", "--train-batch-size", "8", "--cache-dir", str(tmp_path / "c")]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    log = [json.loads(x) for x in (tmp_path / "b" / "logs" / "train_log.jsonl").read_text().splitlines()]
+    assert len(log) == 25 and log[-1]["loss"] < log[0]["loss"]
+    model = SketchRNNDecoder.from_pretrained(tmp_path / "b")
+    assert model.config.scale_factor > 1  # offsets normalised by their std in pixels
+    out = sample_baseline(tmp_path / "b", 5, tmp_path / "s.ndjson", seed=0, word="rabbit")
+    records = list(read_drawings(out))
+    assert len(records) == 5 and all(r["word"] == "rabbit" and r["countrycode"] == "ZZ" for r in records)

@@ -1,0 +1,118 @@
+"""Train the Sketch-RNN baseline on the same drawings, split and time budget as train.py.
+
+    python train_sketch_rnn.py --category rabbit --data data/rabbit_sketchrnn.ndjson \\
+        --split data/rabbit_sketchrnn.split.json --output-dir outputs/sketchrnn_rabbit --max-train-minutes 40
+    python -m pipeline.sketch_rnn sample --model outputs/sketchrnn_rabbit --num 2000 --out baseline.ndjson
+
+Writes the decoder (safetensors + config.json), ``training_config.json``, ``provenance.json`` and
+``logs/train_log.jsonl`` to --output-dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.fileio import write_json_atomic
+from pipeline.modeling_sketch_rnn import SketchRNNDecoder
+from pipeline.representation import stroke3_to_stroke5, strokes_to_stroke3
+from train import add_data_arguments, library_versions, load_training_sketches
+
+logger = logging.getLogger("train_sketch_rnn")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_data_arguments(p)
+    p.add_argument("--output-dir", required=True)
+    p.add_argument("--hidden-size", type=int, default=256, help="LSTM width")
+    p.add_argument("--num-mixtures", type=int, default=20)
+    p.add_argument("--max-seq-len", type=int, default=200, help="longest sketch in points; longer ones are filtered out")
+    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--train-batch-size", type=int, default=100)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--lr-decay", type=float, default=0.9999, help="learning rate multiplier per step")
+    p.add_argument("--max-grad-norm", type=float, default=1.0)
+    p.add_argument("--max-steps", type=int, default=20_000)
+    p.add_argument("--max-train-minutes", type=float, default=None, help="stop after this much training time")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    if args.train_batch_size < 1 or args.max_steps < 1 or args.max_seq_len < 2:
+        p.error("--train-batch-size and --max-steps must be at least 1, --max-seq-len at least 2")
+    return args
+
+
+def pack_stroke5(sketches, max_seq_len: int) -> tuple[torch.Tensor, torch.Tensor, float, int]:
+    """Sketches -> ``stroke5 (N, max_seq_len, 5)`` scaled by the offsets' std, ``lengths (N,)``, the scale, dropped count."""
+    stroke3 = [strokes_to_stroke3(s) for s in sketches]
+    kept = [s for s in stroke3 if len(s) < max_seq_len]
+    if not kept:
+        raise ValueError(f"every training drawing has at least --max-seq-len={max_seq_len} points")
+    scale = float(np.concatenate([s[1:, :2] for s in kept]).std())  # the first row is the absolute start point
+    packed = np.stack([stroke3_to_stroke5(s / np.array([scale, scale, 1.0], np.float32), max_seq_len) for s in kept])
+    return torch.from_numpy(packed), torch.tensor([len(s) for s in kept]), scale, len(stroke3) - len(kept)
+
+
+def main(argv=None) -> None:
+    from tqdm.auto import tqdm
+
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    torch.manual_seed(args.seed)
+    output_dir = Path(args.output_dir)
+    sketches, provenance = load_training_sketches(args)
+    data, lengths, scale, dropped = pack_stroke5(sketches, args.max_seq_len)
+    provenance["drawings"] = {"train_rows": len(sketches), "used": len(data),
+                              "filtered_out": {f"at least {args.max_seq_len} points": dropped}}
+    model = SketchRNNDecoder(hidden_size=args.hidden_size, num_mixtures=args.num_mixtures, max_seq_len=args.max_seq_len,
+                             scale_factor=scale, dropout=args.dropout)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
+    lr_schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=args.lr_decay)
+    log_file = output_dir / "logs" / "train_log.jsonl"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+
+    start, step = time.time(), 0
+    progress = tqdm(total=args.max_steps, desc="steps")
+    model.train()
+    while step < args.max_steps:
+        if args.max_train_minutes is not None and time.time() - start >= 60 * args.max_train_minutes:
+            logger.info("time budget of %.1f minutes reached at step %d", args.max_train_minutes, step)
+            break
+        order = np.random.default_rng([args.seed, step]).choice(len(data), size=args.train_batch_size)
+        batch, batch_lengths = data[order], lengths[order]
+        cut = int(batch_lengths.max()) + 1  # trailing end rows beyond the longest sketch carry no information
+        loss, offset_nll, pen_nll = model.loss(batch[:, :cut], batch_lengths)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+        optimizer.step()
+        lr_schedule.step()
+        step += 1
+        progress.update(1)
+        progress.set_postfix(loss=f"{loss.item():.3f}")
+        with open(log_file, "a") as f:
+            f.write(json.dumps({"step": step, "loss": loss.item(), "offset_nll": offset_nll.item(),
+                                "pen_nll": pen_nll.item(), "elapsed_seconds": round(time.time() - start, 2)}) + "\n")
+    progress.close()
+
+    model.eval().save_pretrained(output_dir)
+    write_json_atomic(output_dir / "training_config.json", vars(args))
+    write_json_atomic(output_dir / "provenance.json", dict(
+        provenance, category=args.category, steps=step, wall_time_seconds=round(time.time() - start, 1),
+        scale_factor=scale, parameters=sum(p.numel() for p in model.parameters()), libraries=library_versions()))
+    logger.info("saved the Sketch-RNN baseline to %s", output_dir)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (ValueError, OSError) as exc:
+        logging.getLogger("train_sketch_rnn").error("%s", exc)
+        sys.exit(1)
