@@ -40,7 +40,7 @@ def test_samples_end_and_look_like_real_rabbits(rabbit):
     for sketch in sketches:  # official canvas: longer side 255, top-left aligned, integers
         pts = np.concatenate(sketch)
         assert pts.min() >= 0 and pts.max() <= 255 and np.allclose(pts, np.round(pts))
-        assert pts.min(0).max() <= 1 and pts.max(0).max() >= 253
+        assert pts.min(0).max() <= 2 and pts.max(0).max() >= 253  # RDP (epsilon 2 px) may drop an extreme point
     assert real_stats["extent"].max() == 255
 
 
