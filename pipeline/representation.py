@@ -148,7 +148,11 @@ def fit_to_canvas(strokes: Sequence[np.ndarray]) -> list[np.ndarray]:
 
 
 def rdp_simplify(points: np.ndarray, epsilon: float) -> np.ndarray:
-    """Ramer-Douglas-Peucker simplification of an ``(n, 2)`` polyline (epsilon in the points' units)."""
+    """Ramer-Douglas-Peucker simplification of an ``(n, 2)`` polyline (epsilon in the points' units).
+
+    Distances are to the chord's infinite line, as in the official Quick, Draw! simplification: the tip
+    of a stroke that turns back on itself can be dropped (official drawings show this too).
+    """
     points = np.asarray(points, dtype=np.float32)
     if len(points) < 3:
         return points

@@ -90,3 +90,12 @@ def test_as_stroke_list_rejects_malformed(bad, message):
 def test_as_stroke_list_accepts_official_layout():
     out = as_stroke_list([[[1, 2, 3], [4, 5, 6]]])
     np.testing.assert_array_equal(out[0], [[1, 4], [2, 5], [3, 6]])
+
+
+def test_rdp_drops_nearly_collinear_points_and_keeps_corners():
+    from pipeline.representation import rdp_simplify
+
+    corner = np.array([[0, 0], [5, 0.5], [10, 0], [10, 5], [10, 10]], dtype=np.float32)
+    np.testing.assert_array_equal(rdp_simplify(corner, 2.0), corner[[0, 2, 4]])
+    line = np.array([[0, 0], [1, 1.01], [2, 2], [3, 3.02], [10, 10]], dtype=np.float32)
+    np.testing.assert_array_equal(rdp_simplify(line, 2.0), line[[0, -1]])
