@@ -1,0 +1,233 @@
+"""Gradio Space: watch the stroke-by-stroke diffusion models draw Quick, Draw! sketches.
+
+    python app.py                         # serves the models in models/<category> on http://127.0.0.1:7860
+
+Models come from ``models/<category>`` by default; ``SKETCH_MODELS="cat=user/repo,bus=path"`` points
+categories at Hub repo ids or other folders. Every control has limits, and the queue is on, so one
+visitor cannot stall the Space.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+import threading
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import torch
+
+from pipeline.release import data_notice
+from pipeline.rendering import image_grid, render_svg, sketch_gif, sketches_gif, to_ndjson_record
+
+REPO = Path(__file__).resolve().parent
+CATEGORIES = ("cat", "bus", "rabbit")
+LIMITS = {"num_sketches": (1, 16), "steps": (5, 50), "temperature": (0.2, 1.5), "seed": (0, 2**31 - 1)}
+CANVAS_PX = 256  # the drawing canvas in the page; strokes are mapped to the 0..255 sketch canvas
+
+
+def model_sources() -> dict[str, str]:
+    """Category -> folder or Hub repo id: ``models/<category>`` unless ``SKETCH_MODELS`` says otherwise."""
+    sources = {c: str(REPO / "models" / c) for c in CATEGORIES if (REPO / "models" / c / "model_index.json").is_file()}
+    for item in filter(None, os.environ.get("SKETCH_MODELS", "").split(",")):
+        category, _, source = item.partition("=")
+        if not source:
+            raise ValueError(f"SKETCH_MODELS entry {item!r} must look like category=folder_or_repo_id")
+        sources[category.strip()] = source.strip()
+    return sources
+
+
+SOURCES = model_sources()
+_PIPELINES: dict = {}
+_LOCK = threading.Lock()
+
+
+def get_pipeline(category: str):
+    from diffusers import DiffusionPipeline
+
+    if category not in SOURCES:
+        raise gr.Error(f"Unknown category {category!r}; available: {', '.join(SOURCES) or 'none (train one first)'}")
+    with _LOCK:
+        if category not in _PIPELINES:
+            pipe = DiffusionPipeline.from_pretrained(SOURCES[category], trust_remote_code=True)
+            pipe.set_progress_bar_config(disable=True)
+            _PIPELINES[category] = pipe
+    return _PIPELINES[category]
+
+
+def trained_on(category: str) -> str:
+    """One line on what data the model behind ``category`` saw."""
+    provenance = Path(SOURCES.get(category, "")) / "provenance.json"
+    config = Path(SOURCES.get(category, "")) / "training_config.json"
+    if not provenance.is_file():
+        return f"**{category}**: model from `{SOURCES.get(category)}` (see its model card for its training data)."
+    record = json.loads(provenance.read_text())
+    augment = json.loads(config.read_text()).get("augment", 0.0) if config.is_file() else 0.0
+    notice = data_notice(record, augment)
+    return f"**{category}**: " + (notice or f"trained on the official Quick, Draw! {category} file "
+                                  f"({record['drawings']['used']:,} drawings, {record['steps']:,} steps).")
+
+
+def check_range(name: str, value, label: str) -> float:
+    low, high = LIMITS[name]
+    if value is None or not (low <= float(value) <= high):
+        raise gr.Error(f"{label} must be between {low} and {high}, got {value}")
+    return float(value)
+
+
+def resolve_seed(seed, randomize: bool) -> int:
+    if randomize:
+        return random.randint(0, LIMITS["seed"][1])
+    return int(check_range("seed", seed, "Seed"))
+
+
+def write_downloads(category: str, sketches, folder: Path) -> list[str]:
+    """One SVG per sketch and one ndjson (official schema) with all of them."""
+    files = []
+    for i, strokes in enumerate(sketches):
+        path = folder / f"{category}_{i}.svg"
+        path.write_text(render_svg(strokes))
+        files.append(str(path))
+    ndjson = folder / f"{category}_sketches.ndjson"
+    ndjson.write_text("".join(json.dumps(to_ndjson_record(s, word=category, key_id=f"space-{i}",
+                                                           source="stroke-diffusion space")) + "\n"
+                              for i, s in enumerate(sketches)))
+    return files + [str(ndjson)]
+
+
+def generate(category, num_sketches, seed, randomize_seed, steps, temperature):
+    """Draw sketches; returns (animated GIF path, grid image, download files, seed used)."""
+    num = int(check_range("num_sketches", num_sketches, "Number of sketches"))
+    steps = int(check_range("steps", steps, "Inference steps"))
+    temperature = check_range("temperature", temperature, "Diversity (temperature)")
+    seed = resolve_seed(seed, randomize_seed)
+    pipe = get_pipeline(category)
+    out = pipe(num_sketches=num, num_inference_steps=steps, temperature=temperature,
+               generator=torch.Generator().manual_seed(seed), image_size=192)
+    folder = Path(tempfile.mkdtemp(prefix="sketch_"))
+    gif = folder / f"{category}_{seed}.gif"
+    gif.write_bytes(sketches_gif(out.strokes, columns=min(num, 4), size=192))
+    return str(gif), image_grid(out.images, columns=min(num, 4)), write_downloads(category, out.strokes, folder), seed
+
+
+def parse_strokes(strokes_json: str) -> list[np.ndarray]:
+    """The canvas's JSON (a list of strokes, each a list of [x, y] in 0..255) -> (n, 2) arrays."""
+    try:
+        strokes = json.loads(strokes_json or "[]")
+    except json.JSONDecodeError as exc:
+        raise gr.Error(f"The strokes are not valid JSON: {exc}") from None
+    if not isinstance(strokes, list) or not strokes:
+        raise gr.Error("Draw at least one stroke on the canvas first.")
+    arrays = []
+    for i, stroke in enumerate(strokes):
+        arr = np.asarray(stroke, dtype=np.float32) if isinstance(stroke, list) else np.zeros((0,))
+        if arr.ndim != 2 or arr.shape[1] != 2 or len(arr) == 0:
+            raise gr.Error(f"Stroke {i + 1} must be a list of [x, y] points.")
+        arrays.append(np.clip(arr, 0, 255))
+    return arrays
+
+
+def complete(category, strokes_json, seed, randomize_seed, steps, temperature):
+    """Continue the visitor's strokes; returns (GIF path of the drawing as it continues, final image, seed used)."""
+    prefix = parse_strokes(strokes_json)
+    steps = int(check_range("steps", steps, "Inference steps"))
+    temperature = check_range("temperature", temperature, "Diversity (temperature)")
+    seed = resolve_seed(seed, randomize_seed)
+    pipe = get_pipeline(category)
+    limit = pipe.transformer.config.max_strokes
+    if len(prefix) >= limit:
+        raise gr.Error(f"The model draws at most {limit} strokes; you drew {len(prefix)}.")
+    out = pipe(num_sketches=1, num_inference_steps=steps, temperature=temperature, prefix_strokes=prefix,
+               generator=torch.Generator().manual_seed(seed), image_size=256)
+    gif = Path(tempfile.mkdtemp(prefix="complete_")) / f"{category}_{seed}.gif"
+    gif.write_bytes(sketch_gif(out.strokes[0], size=256))
+    return str(gif), out.images[0], seed
+
+
+CANVAS_HTML = f"""
+<div style="display:flex;flex-direction:column;align-items:center;gap:6px">
+  <canvas id="sketch-canvas" width="{CANVAS_PX}" height="{CANVAS_PX}"
+          style="border:1px solid #999;background:white;touch-action:none;cursor:crosshair"></canvas>
+  <button id="sketch-clear" type="button" style="padding:2px 10px">Clear canvas</button>
+</div>
+"""
+
+# Captures strokes on the canvas and mirrors them, as JSON in sketch pixels 0..255, into the strokes textbox.
+CANVAS_JS = f"""
+<script>
+(() => {{
+  const scale = 255 / {CANVAS_PX};
+  let strokes = [], current = null;
+  function textbox() {{ return document.querySelector('#strokes-json textarea'); }}
+  function publish() {{
+    const box = textbox(); if (!box) return;
+    box.value = JSON.stringify(strokes);
+    box.dispatchEvent(new Event('input', {{bubbles: true}}));
+  }}
+  function attach(canvas) {{
+    if (canvas.dataset.ready) return; canvas.dataset.ready = '1';
+    const ctx = canvas.getContext('2d'); ctx.lineWidth = 3; ctx.lineCap = 'round'; ctx.lineJoin = 'round';
+    const point = e => {{ const r = canvas.getBoundingClientRect();
+      return [(e.clientX - r.left) * canvas.width / r.width, (e.clientY - r.top) * canvas.height / r.height]; }};
+    canvas.addEventListener('pointerdown', e => {{ canvas.setPointerCapture(e.pointerId); current = [point(e)];
+      ctx.beginPath(); ctx.moveTo(...current[0]); }});
+    canvas.addEventListener('pointermove', e => {{ if (!current) return; const p = point(e); current.push(p);
+      ctx.lineTo(...p); ctx.stroke(); }});
+    const finish = () => {{ if (!current) return;
+      strokes.push(current.map(([x, y]) => [Math.round(x * scale * 10) / 10, Math.round(y * scale * 10) / 10]));
+      current = null; publish(); }};
+    canvas.addEventListener('pointerup', finish); canvas.addEventListener('pointerleave', finish);
+    document.getElementById('sketch-clear').addEventListener('click', () => {{
+      strokes = []; ctx.clearRect(0, 0, canvas.width, canvas.height); publish(); }});
+  }}
+  setInterval(() => {{ const c = document.getElementById('sketch-canvas'); if (c) attach(c); }}, 300);
+}})();
+</script>
+"""
+
+
+def build_demo() -> gr.Blocks:
+    categories = list(SOURCES) or list(CATEGORIES)
+    with gr.Blocks(title="Quick, Draw! stroke-by-stroke diffusion") as demo:
+        gr.Markdown("# Quick, Draw! stroke-by-stroke diffusion\nEach stroke is denoised by a diffusion model "
+                    "conditioned on the strokes already drawn; a stop head decides when the sketch is done.")
+        gr.Markdown("\n\n".join(trained_on(c) for c in categories))
+        with gr.Row():
+            category = gr.Dropdown(categories, value=categories[0], label="Category")
+            steps = gr.Slider(*LIMITS["steps"], value=30, step=1, label="Inference steps per stroke")
+            temperature = gr.Slider(*LIMITS["temperature"], value=1.0, step=0.05, label="Diversity (temperature)")
+        with gr.Row():
+            seed = gr.Number(value=0, precision=0, minimum=LIMITS["seed"][0], maximum=LIMITS["seed"][1], label="Seed")
+            randomize = gr.Checkbox(value=False, label="Random seed")
+        with gr.Tab("Generate"):
+            num = gr.Slider(*LIMITS["num_sketches"], value=4, step=1, label="Number of sketches")
+            run = gr.Button("Draw", variant="primary", elem_id="generate-button")
+            with gr.Row():
+                gif = gr.Image(label="Drawing, stroke by stroke", type="filepath", elem_id="generate-gif")
+                grid = gr.Image(label="Finished sketches", type="pil", format="png")
+            files = gr.File(label="Downloads (SVG per sketch, ndjson in the official schema)", file_count="multiple")
+            used_seed = gr.Number(label="Seed used", interactive=False)
+            run.click(generate, [category, num, seed, randomize, steps, temperature], [gif, grid, files, used_seed],
+                      api_name="generate", concurrency_limit=2)
+        with gr.Tab("Complete my sketch"):
+            gr.Markdown("Draw the first strokes below, then let the model continue.")
+            gr.HTML(CANVAS_HTML)
+            strokes_json = gr.Textbox(label="Your strokes (JSON, sketch pixels 0..255)", value="[]", lines=2,
+                                      elem_id="strokes-json")
+            go = gr.Button("Continue my sketch", variant="primary", elem_id="complete-button")
+            with gr.Row():
+                completion_gif = gr.Image(label="Continuation, stroke by stroke", type="filepath",
+                                          elem_id="complete-gif")
+                completion = gr.Image(label="Finished sketch", type="pil", format="png")
+            completion_seed = gr.Number(label="Seed used", interactive=False)
+            go.click(complete, [category, strokes_json, seed, randomize, steps, temperature],
+                     [completion_gif, completion, completion_seed], api_name="complete", concurrency_limit=2)
+    demo.queue(max_size=32, default_concurrency_limit=2)
+    return demo
+
+
+if __name__ == "__main__":
+    build_demo().launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), head=CANVAS_JS)

@@ -1,0 +1,227 @@
+"""Model cards and Hub releases.
+
+    python -m pipeline.release --model models/cat --repo-id you/quickdraw-cat-stroke-diffusion          # dry run
+    python -m pipeline.release --model models/cat --repo-id you/quickdraw-cat-stroke-diffusion --push   # upload
+
+``write_model_card`` builds ``README.md`` (and ``sample.gif``) in a trained model folder from its
+``provenance.json``, ``training_config.json`` and ``metrics.json``. ``stage`` copies exactly what the
+Hub repository will hold into a folder (weights, code, card, metrics, GIF; no checkpoints or logs)
+and lists it; ``--push`` uploads that folder with huggingface_hub. The token comes from the usual
+environment or ``huggingface-cli login`` and is never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import sys
+import urllib.parse
+from pathlib import Path
+
+from .fileio import write_bytes_atomic, write_text_atomic
+
+TEMPLATE = Path(__file__).resolve().parents[1] / "model_cards" / "template.md"
+EXCLUDED = {"checkpoints", "logs", "samples"}
+LICENSE = "cc-by-4.0"
+
+
+def _load_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def data_notice(provenance: dict, augment: float = 0.0) -> str | None:
+    """The plain warning a card must open with when the model did not see the official data."""
+    data = provenance["data_file"]
+    used = provenance["drawings"]["used"]
+    if data.get("official"):
+        return None
+    if "sketch-rnn" in Path(data["path"]).name or "sketchrnn" in Path(data["path"]).name:
+        return (f"Trained on a SYNTHETIC stand-in corpus: {used:,} drawings sampled from Google's pretrained "
+                "Sketch-RNN rabbit model, not on real Quick, Draw! drawings (the full files were not reachable "
+                "where it was trained). It shows what the recipe learns at full scale, not a release-quality model.")
+    how = " with augmentation" if augment > 0 else ""
+    return (f"Trained on only {used} real drawings ({Path(data['path']).name}){how}: a demonstration "
+            "of the pipeline, not a model of the category. Retrain on the official data (see the project README).")
+
+
+def dataset_type(provenance: dict) -> str:
+    """``quickdraw`` for the official file, else what the model was really trained on."""
+    if provenance["data_file"].get("official"):
+        return "quickdraw"
+    return "quickdraw-sketchrnn-standin" if "synthetic" in (data_notice(provenance) or "").lower() else "quickdraw-samples"
+
+
+def _format_metrics(metrics: dict | None) -> str:
+    if not metrics:
+        return "Not evaluated yet: run `evaluate.py` and rebuild this card."
+    lines = [f"Protocol: real test drawings and {metrics['num_generated']:,} generated sketches rendered at "
+             f"{metrics['render']['size']} px with line width {metrics['render']['line_width']}, InceptionV3 pool "
+             f"features ({metrics['inception_weights']['source']}), FID and KID (subset size "
+             f"{metrics['results']['test']['kid_subset_size']}) from torch-fidelity. Data: `{Path(metrics['data_file']['path']).name}`, "
+             f"split: {metrics['split']}.", "",
+             "| test set | real images | FID ↓ | KID ↓ |", "|---|---|---|---|"]
+    names = {"test": "test split as given", "test_leak_free": "de-duplicated, leak-free test subset"}
+    for key, result in metrics["results"].items():
+        lines.append(f"| {names.get(key, key)} | {result['num_real']:,} | {result['fid']:.2f} | "
+                     f"{result['kid_mean']:.4f} ± {result['kid_std']:.4f} |")
+    floor = metrics.get("reference_floor")
+    if floor:
+        lines.append(f"| reference floor (real train vs test) | {floor['num_real']:,} | {floor['fid']:.2f} | "
+                     f"{floor['kid_mean']:.4f} ± {floor['kid_std']:.4f} |")
+    stats = metrics["results"]["test"].get("stroke_statistics")
+    if stats:
+        lines += ["", "Stroke statistics, real vs generated (mean; Wasserstein-1 distance):", ""]
+        lines += [f"- {name.replace('_', ' ')}: {s['real_mean']:.1f} vs {s['generated_mean']:.1f} "
+                  f"(W1 {s['wasserstein']:.2f})" for name, s in stats.items()]
+    sampling = metrics.get("sampling") or {}
+    lines += ["", f"Sampling: {sampling.get('num_inference_steps')} steps per stroke, temperature "
+                  f"{sampling.get('temperature')}, seed {sampling.get('seed')}. Full record: `metrics.json`."]
+    return "\n".join(lines)
+
+
+def build_model_card(model_dir: str | os.PathLike, repo_id: str | None = None):
+    """A ``huggingface_hub.ModelCard`` for a trained folder (needs ``provenance.json`` and ``training_config.json``)."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    model_dir = Path(model_dir)
+    provenance = _load_json(model_dir / "provenance.json")
+    config = _load_json(model_dir / "training_config.json")
+    if provenance is None or config is None:
+        raise FileNotFoundError(f"{model_dir} lacks provenance.json or training_config.json: is it a train.py output?")
+    metrics = _load_json(model_dir / "metrics.json")
+    category = provenance["category"]
+    notice = data_notice(provenance, config.get("augment", 0.0))
+    official = provenance["data_file"].get("official", False)
+    eval_results = []
+    if metrics:
+        dataset_name = f"Quick, Draw! {category} ({metrics['split']})" if official else \
+            f"{Path(metrics['data_file']['path']).name} ({metrics['split']})"
+        for metric, value in (("fid", metrics["fid"]), ("kid", metrics["kid_mean"])):
+            eval_results.append(EvalResult(
+                task_type="unconditional-image-generation", task_name="Sketch generation",
+                dataset_type=dataset_type(provenance), dataset_name=dataset_name,
+                dataset_split="test", metric_type=metric, metric_name=metric.upper(), metric_value=round(value, 4)))
+    tags = ["sketch", "quickdraw", "stroke-diffusion", "diffusers", category]
+    tags += [] if official else (["synthetic-training-data"] if "synthetic" in (notice or "").lower() else ["demo"])
+    card_data = ModelCardData(
+        license=LICENSE, library_name="diffusers", pipeline_tag="unconditional-image-generation", tags=tags,
+        datasets=["quickdraw"] if official else None, metrics=["fid", "kid"], eval_results=eval_results or None,
+        model_name=repo_id or f"quickdraw-{category}-stroke-diffusion",
+        training_data="official Quick, Draw! simplified file" if official else (notice or "").split(":")[0])
+    drawings = provenance["drawings"]
+    training_data = (
+        f"`{Path(provenance['data_file']['path']).name}` ({provenance['data_file']['bytes']:,} bytes, git blob sha1 "
+        f"`{provenance['data_file']['git_blob_sha1']}`; official file: {'yes' if official else 'no'}), split: "
+        f"{provenance['split']['source']}. {drawings['used']:,} of {drawings['train_rows']:,} train drawings used; "
+        f"filtered out: {drawings['filtered_out']}.")
+    hardware = provenance["hardware"]
+    procedure = (
+        f"`train.py` with Accelerate: {provenance['steps']:,} steps of batch {config['train_batch_size']} "
+        f"({config['noise_draws']} noise draws per stroke), AdamW lr {config['learning_rate']} with {config['lr_scheduler']} "
+        f"schedule and {config['lr_warmup_steps']} warm-up steps, EMA {'on' if config['use_ema'] else 'off'}, "
+        f"augmentation {config['augment']}, {config['prediction_type']} prediction, {config['beta_schedule']} DDPM schedule "
+        f"({config['num_train_timesteps']} steps); sampling scheduler {config['sampling_scheduler']}. "
+        f"Wall time {provenance['wall_time_seconds'] / 60:.1f} min on {hardware['platform']} "
+        f"({hardware['cpu_count']} CPU cores{', ' + hardware['gpu'] if hardware.get('gpu') else ''}). "
+        f"Full configuration: `training_config.json`; provenance: `provenance.json`.")
+    return ModelCard.from_template(
+        card_data, template_path=str(TEMPLATE), title=f"Stroke-by-stroke sketch diffusion: {category}",
+        data_notice=notice, category=category, points_per_stroke=config["points_per_stroke"],
+        max_strokes=config["max_strokes"], parameters_m=f"{provenance['parameters'] / 1e6:.1f}",
+        repo_id=repo_id or str(model_dir), training_data=training_data, training_procedure=procedure,
+        evaluation=_format_metrics(metrics))
+
+
+def write_sample_gif(model_dir: str | os.PathLike, num: int = 4, seed: int = 0) -> Path:
+    """``sample.gif``: ``num`` sketches drawn stroke by stroke side by side (fixed seed)."""
+    import torch
+    from diffusers import DiffusionPipeline
+
+    from .rendering import sketches_gif
+
+    pipe = DiffusionPipeline.from_pretrained(model_dir, trust_remote_code=True)
+    pipe.set_progress_bar_config(disable=True)
+    out = pipe(num_sketches=num, num_inference_steps=30, generator=torch.Generator().manual_seed(seed), image_size=32)
+    return write_bytes_atomic(Path(model_dir) / "sample.gif", sketches_gif(out.strokes, columns=num, size=160))
+
+
+def write_model_card(model_dir: str | os.PathLike, repo_id: str | None = None) -> Path:
+    """Write ``README.md`` (and ``sample.gif`` if missing) into a trained model folder."""
+    model_dir = Path(model_dir)
+    if not (model_dir / "sample.gif").is_file():
+        write_sample_gif(model_dir)
+    return write_text_atomic(model_dir / "README.md", str(build_model_card(model_dir, repo_id)))
+
+
+def stage(model_dir: str | os.PathLike, staging_dir: str | os.PathLike, repo_id: str) -> list[Path]:
+    """Copy exactly what the Hub repository will hold into ``staging_dir``; return the files."""
+    model_dir, staging_dir = Path(model_dir), Path(staging_dir)
+    if not (model_dir / "model_index.json").is_file():
+        raise FileNotFoundError(f"{model_dir} is not a pipeline folder (no model_index.json)")
+    write_model_card(model_dir, repo_id)
+    tmp = staging_dir.with_name(staging_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(model_dir, tmp, ignore=lambda folder, names: [n for n in names if (
+        Path(folder) == model_dir and n in EXCLUDED) or n == "__pycache__" or n.endswith((".tmp", ".part"))])
+    shutil.rmtree(staging_dir, ignore_errors=True)
+    os.replace(tmp, staging_dir)
+    return sorted(p for p in staging_dir.rglob("*") if p.is_file())
+
+
+def check_hub_reachable(timeout: float = 5.0) -> None:
+    """Fail fast, with a clear message, when the Hub cannot be reached or offline mode is on."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        raise ConnectionError("HF_HUB_OFFLINE is set: unset it to push. The staged folder is ready to upload later.")
+    host = urllib.parse.urlparse(constants.ENDPOINT).hostname
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError as exc:
+        raise ConnectionError(f"cannot reach the Hub at {constants.ENDPOINT} ({exc}). The staged folder is ready: "
+                              "push it later from a machine with a network.") from None
+
+
+def push(staging_dir: str | os.PathLike, repo_id: str, private: bool = False) -> str:
+    """Create the repo if needed and upload the staged folder; returns the commit URL."""
+    from huggingface_hub import HfApi, get_token
+
+    check_hub_reachable()
+    if get_token() is None:
+        raise PermissionError("no Hugging Face token: run `huggingface-cli login` or set HF_TOKEN")
+    api = HfApi()
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    info = api.upload_folder(repo_id=repo_id, folder_path=str(staging_dir), commit_message="Release from pipeline.release")
+    return str(info)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.release", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True, help="trained pipeline folder (train.py output)")
+    parser.add_argument("--repo-id", required=True, help="Hub repository, e.g. you/quickdraw-cat-stroke-diffusion")
+    parser.add_argument("--staging-dir", help="where to stage the repository (default: outputs/release/<repo name>)")
+    parser.add_argument("--push", action="store_true", help="upload (default: dry run that only stages and lists)")
+    parser.add_argument("--private", action="store_true", help="create the repository as private")
+    args = parser.parse_args(argv)
+    staging = Path(args.staging_dir or Path("outputs") / "release" / args.repo_id.split("/")[-1])
+    try:
+        files = stage(args.model, staging, args.repo_id)
+        total = sum(f.stat().st_size for f in files)
+        print(f"staged {len(files)} files ({total / 1e6:.1f} MB) for {args.repo_id} in {staging}:")
+        for f in files:
+            print(f"  {f.relative_to(staging)}  ({f.stat().st_size:,} bytes)")
+        if not args.push:
+            print("dry run: nothing uploaded (add --push to upload)")
+            return 0
+        print(f"uploaded: {push(staging, args.repo_id, args.private)}")
+    except (OSError, ValueError, PermissionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""The Space as a user meets it: through gradio_client, and in a real headless Chromium."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import REPO
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def space(tmp_path_factory, request):
+    """``python app.py`` on a tiny saved pipeline, on a free loopback port."""
+    folder = tmp_path_factory.mktemp("space")
+    pipe = request.getfixturevalue("tiny_pipeline_module")
+    pipe.save_pretrained(folder / "cat")
+    port = free_port()
+    env = dict(os.environ, SKETCH_MODELS=f"cat={folder / 'cat'}", GRADIO_SERVER_PORT=str(port),
+               GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1")
+    log = open(folder / "app.log", "w")
+    proc = subprocess.Popen([sys.executable, str(REPO / "app.py")], env=env, stdout=log, stderr=subprocess.STDOUT,
+                            cwd=folder)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail(f"the app did not start: {(folder / 'app.log').read_text()[-2000:]}")
+    if proc.poll() is not None:
+        pytest.fail(f"the app exited: {(folder / 'app.log').read_text()[-2000:]}")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def tiny_pipeline_module():
+    import torch
+    from diffusers import DDIMScheduler
+
+    from conftest import TINY_MODEL
+    from pipeline import StrokeDiffusionModel, StrokeDiffusionPipeline
+
+    torch.manual_seed(0)
+    model = StrokeDiffusionModel(**TINY_MODEL)
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    return StrokeDiffusionPipeline(transformer=model.eval(), scheduler=DDIMScheduler(beta_schedule="squaredcos_cap_v2"))
+
+
+def test_api_generates_gif_grid_and_downloads(space):
+    from gradio_client import Client
+
+    client = Client(space, verbose=False)
+    gif, grid, files, seed = client.predict("cat", 3, 5, False, 5, 1.0, api_name="/generate")
+    with Image.open(gif) as image:
+        assert image.format == "GIF" and image.n_frames >= 2
+    assert Image.open(grid).size[0] > 192  # a grid of several sketches
+    names = sorted(Path(f).name for f in files)
+    assert names == ["cat_0.svg", "cat_1.svg", "cat_2.svg", "cat_sketches.ndjson"]
+    ndjson = next(f for f in files if f.endswith(".ndjson"))
+    records = [json.loads(line) for line in Path(ndjson).read_text().splitlines()]
+    assert len(records) == 3 and all(r["word"] == "cat" and r["drawing"] for r in records)
+    assert seed == 5
+
+
+def test_api_same_seed_same_result(space):
+    from gradio_client import Client
+
+    client = Client(space, verbose=False)
+    first = client.predict("cat", 2, 11, False, 5, 1.0, api_name="/generate")
+    second = client.predict("cat", 2, 11, False, 5, 1.0, api_name="/generate")
+    assert Path(first[0]).read_bytes() == Path(second[0]).read_bytes()
+
+
+def test_api_completion_continues_the_strokes(space):
+    from gradio_client import Client
+
+    client = Client(space, verbose=False)
+    strokes = json.dumps([[[20, 20], [120, 40], [200, 200]], [[50, 200], [60, 100]]])
+    gif, image, seed = client.predict("cat", strokes, 1, False, 5, 1.0, api_name="/complete")
+    with Image.open(gif) as animation:
+        assert animation.n_frames >= 3  # blank, the two given strokes, at least ... the final frame
+    assert Image.open(image).size == (256, 256)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("cat", 99, 1, False, 5, 1.0), "maximum value 16"),
+    (("cat", 2, 1, False, 500, 1.0), "maximum value 50"),
+    (("cat", 2, 1, False, 5, 0.0), "minimum value 0.2"),
+    (("dog", 2, 1, False, 5, 1.0), "dog"),
+])
+def test_api_out_of_range_inputs_give_clear_errors(space, args, message):
+    from gradio_client import Client
+
+    with pytest.raises(Exception, match=message):
+        Client(space, verbose=False).predict(*args, api_name="/generate")
+
+
+def test_api_completion_without_strokes_is_explained(space):
+    from gradio_client import Client
+
+    with pytest.raises(Exception, match="Draw at least one stroke"):
+        Client(space, verbose=False).predict("cat", "[]", 1, False, 5, 1.0, api_name="/complete")
+
+
+@pytest.fixture
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (Debian: apt-get install chromium); .ci/run installs it")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (pip install -r requirements-dev.txt)")
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        yield instance
+        instance.close()
+
+
+def test_browser_generate_and_complete(space, browser):
+    page = browser.new_page()
+    page.goto(space, wait_until="domcontentloaded")
+    page.click("#generate-button")
+    page.wait_for_selector("#generate-gif img[src]", timeout=90_000)
+    assert page.locator("#generate-gif img").get_attribute("src")
+
+    page.get_by_role("tab", name="Complete my sketch").click()
+    canvas = page.locator("#sketch-canvas")
+    canvas.wait_for(state="visible")
+    page.wait_for_function("document.getElementById('sketch-canvas').dataset.ready === '1'", timeout=10_000)
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + 40, box["y"] + 40)
+    page.mouse.down()
+    for i in range(1, 11):
+        page.mouse.move(box["x"] + 40 + 15 * i, box["y"] + 40 + 8 * i)
+    page.mouse.up()
+    strokes = json.loads(page.locator("#strokes-json textarea").input_value())
+    assert len(strokes) == 1 and len(strokes[0]) >= 5
+    page.click("#complete-button")
+    page.wait_for_selector("#complete-gif img[src]", timeout=90_000)
+    assert page.locator("#complete-gif img").get_attribute("src")
