@@ -238,7 +238,7 @@ def list_checkpoints(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
 
 
-def save_checkpoint(accelerator, folder: Path, step: int, limit: int) -> Path:
+def save_checkpoint(accelerator, folder: Path, step: int, limit: int, elapsed_seconds: float = 0.0) -> Path:
     """``accelerator.save_state`` into a temporary folder, record file hashes, then rename into place.
 
     An interrupted or failed write (disk full, kill) leaves the previous checkpoints untouched; old
@@ -253,7 +253,8 @@ def save_checkpoint(accelerator, folder: Path, step: int, limit: int) -> Path:
         accelerator.save_state(str(tmp))
         if accelerator.is_main_process:
             files = {str(f.relative_to(tmp)): file_digest(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
-            write_json_atomic(tmp / CHECKPOINT_MARKER, {"step": step, "files": files})
+            write_json_atomic(tmp / CHECKPOINT_MARKER, {"step": step, "elapsed_seconds": round(elapsed_seconds, 2),
+                                                        "files": files})
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
             for old in list_checkpoints(folder)[:-limit]:
@@ -266,8 +267,8 @@ def save_checkpoint(accelerator, folder: Path, step: int, limit: int) -> Path:
     return final
 
 
-def verify_checkpoint(path: Path) -> int:
-    """Check a checkpoint against its marker; return its step or raise naming what is wrong."""
+def verify_checkpoint(path: Path) -> tuple[int, float]:
+    """Check a checkpoint against its marker; return its step and training seconds, or raise naming what is wrong."""
     marker = path / CHECKPOINT_MARKER
     if not marker.is_file():
         raise ValueError(f"{path} is not a complete checkpoint (no {CHECKPOINT_MARKER}); it may be from an interrupted save")
@@ -282,7 +283,7 @@ def verify_checkpoint(path: Path) -> int:
             raise ValueError(f"checkpoint {path} is corrupted: {name} is missing")
         if file_digest(f) != digest:
             raise ValueError(f"checkpoint {path} is corrupted: {name} does not match its recorded sha256")
-    return step
+    return step, float(info.get("elapsed_seconds", 0.0))
 
 
 def resolve_resume(arg: str, folder: Path) -> Path | None:
@@ -405,13 +406,13 @@ def main(argv=None) -> None:
             copy.load_state_dict(unwrapped_model().state_dict())
         return copy.float().eval()
 
-    global_step = 0
+    global_step, prior_seconds = 0, 0.0
     if args.resume_from_checkpoint:
         path = resolve_resume(args.resume_from_checkpoint, checkpoint_dir)
         if path is None:
             logger.info("no checkpoint in %s: starting from scratch", checkpoint_dir)
         else:
-            global_step = verify_checkpoint(path)
+            global_step, prior_seconds = verify_checkpoint(path)
             accelerator.load_state(str(path))
             logger.info("resumed from %s at step %d", path, global_step)
 
@@ -441,7 +442,7 @@ def main(argv=None) -> None:
     progress = tqdm(total=max_steps, initial=global_step, disable=not accelerator.is_local_main_process, desc="steps")
     objective.train()
     while global_step < max_steps:
-        if args.max_train_minutes is not None and time.time() - start >= 60 * args.max_train_minutes:
+        if args.max_train_minutes is not None and prior_seconds + time.time() - start >= 60 * args.max_train_minutes:
             logger.info("time budget of %.1f minutes reached at step %d", args.max_train_minutes, global_step)
             break
         for micro in range(args.gradient_accumulation_steps):
@@ -462,11 +463,11 @@ def main(argv=None) -> None:
             ema.step(unwrapped_model().parameters())
         global_step += 1
 
-        elapsed = time.time() - start
+        elapsed = prior_seconds + time.time() - start
         logs = {"loss": loss.item(), "denoise_loss": denoise_loss.item(), "stop_loss": stop_loss.item(),
                 "lr": lr_scheduler.get_last_lr()[0], "step": global_step}
         progress.update(1)
-        sketches_per_s = (global_step - start_step) * sketches_per_step / max(elapsed, 1e-9)
+        sketches_per_s = (global_step - start_step) * sketches_per_step / max(time.time() - start, 1e-9)
         progress.set_postfix(loss=f"{logs['loss']:.4f}", sketches_per_s=f"{sketches_per_s:.0f}")
         accelerator.log(logs, step=global_step)
         if accelerator.is_main_process:
@@ -474,7 +475,7 @@ def main(argv=None) -> None:
                 f.write(json.dumps(dict(logs, elapsed_seconds=round(elapsed, 2))) + "\n")
 
         if global_step % args.checkpointing_steps == 0 or global_step == max_steps:
-            save_checkpoint(accelerator, checkpoint_dir, global_step, args.checkpoints_total_limit)
+            save_checkpoint(accelerator, checkpoint_dir, global_step, args.checkpoints_total_limit, elapsed)
         if accelerator.is_main_process and args.sample_interval and global_step % args.sample_interval == 0:
             render_samples(make_pipeline(export_model(), sampling_scheduler), output_dir / "samples",
                            global_step, args.num_samples, args.seed)
@@ -484,7 +485,7 @@ def main(argv=None) -> None:
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        export(global_step, time.time() - start)
+        export(global_step, prior_seconds + time.time() - start)
     accelerator.end_training()
 
 

@@ -66,8 +66,9 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path):
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
-    log = [json.loads(x)["step"] for x in (tmp_path / "resumed" / "logs" / "train_log.jsonl").read_text().splitlines()]
-    assert log == [1, 2, 3, 4, 5, 4, 5, 6]  # steps 4-5 were redone after the kill
+    log = [json.loads(x) for x in (tmp_path / "resumed" / "logs" / "train_log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in log] == [1, 2, 3, 4, 5, 4, 5, 6]  # steps 4-5 were redone after the kill
+    assert log[5]["elapsed_seconds"] > log[2]["elapsed_seconds"]  # training time carries over from checkpoint-3
 
 
 @needs_shared
@@ -119,7 +120,7 @@ def test_save_checkpoint_failure_keeps_previous_checkpoint(tmp_path, monkeypatch
     with pytest.raises(OSError, match="No space left"):
         train.save_checkpoint(FullDisk(), folder, 4, limit=1)
     assert sorted(p.name for p in folder.iterdir()) == ["checkpoint-2"]
-    assert train.verify_checkpoint(good) == 2
+    assert train.verify_checkpoint(good) == (2, 0.0)
 
 
 @needs_shared
