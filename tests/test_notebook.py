@@ -1,0 +1,47 @@
+"""The notebook runs top to bottom in quick mode, and prints the same numbers every time."""
+
+import copy
+import re
+
+import nbformat
+import pytest
+
+from conftest import REPO, needs_shared
+
+NOTEBOOK = REPO / "notebooks" / "quickdraw_stroke_diffusion.ipynb"
+MODELS = [REPO / "models" / c / "model_index.json" for c in ("cat", "bus", "rabbit")]
+
+
+def execute_quick(nb):
+    from nbclient import NotebookClient
+
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:  # start from a clean slate, in quick mode whatever the committed copy was run with
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    params.source = 'MODE = "quick"'
+    NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
+    return nb
+
+
+def printed_numbers(nb) -> list[str]:
+    text = []
+    for cell in nb.cells:
+        if "metrics" in cell.metadata.get("tags", []):
+            text += [o.get("text", "") for o in cell.outputs if o.output_type == "stream"]
+    return re.findall(r"-?\d+\.\d+|\d+", "".join(text))
+
+
+@needs_shared
+@pytest.mark.skipif(not all(p.is_file() for p in MODELS), reason="the notebook uses the shipped models in models/")
+def test_notebook_runs_in_quick_mode_with_identical_numbers_twice():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    first, second = execute_quick(nb), execute_quick(nb)
+    errors = [o for c in first.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not errors
+    numbers = printed_numbers(first)
+    assert len(numbers) > 50  # losses, stroke counts, FID and KID were printed
+    assert any("METRIC model" in o.get("text", "") for c in first.cells for o in c.get("outputs", []))
+    assert numbers == printed_numbers(second)
