@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import logging
-import platform
 import sys
 import time
 from pathlib import Path
@@ -28,6 +26,7 @@ import torch
 
 from pipeline.data import load_split_sketches, load_strokes, resolve_split, stroke_statistics
 from pipeline.download import resolve_data_file
+from pipeline.provenance import library_versions
 from pipeline.fileio import file_digest, write_bytes_atomic, write_json_atomic
 from pipeline.metrics import (fid_kid_from_features, images_digest, inception_extractor, inception_features,
                               inception_weights, wasserstein_1d)
@@ -116,14 +115,6 @@ def stroke_statistics_distance(real, generated) -> dict:
     a, b = stroke_statistics(real), stroke_statistics(generated)
     return {name: {"wasserstein": wasserstein_1d(a[name], b[name]), "real_mean": float(a[name].mean()),
                    "generated_mean": float(b[name].mean())} for name in a}
-
-
-def library_versions() -> dict:
-    import diffusers
-    import torch_fidelity
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "diffusers": diffusers.__version__,
-            "torch_fidelity": torch_fidelity.__version__, "numpy": np.__version__}
 
 
 def main(argv=None) -> dict:

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from pipeline.data import OFFICIAL_FILES, load_split_sketches, resolve_split
 from pipeline.download import resolve_data_file
+from pipeline.provenance import library_versions
 from pipeline.fileio import file_digest, git_blob_sha1, write_bytes_atomic, write_json_atomic
 from pipeline.modeling_stroke_diffusion import StrokeDiffusionModel
 from pipeline.pipeline_stroke_diffusion import StrokeDiffusionPipeline
@@ -323,15 +324,6 @@ def render_samples(pipe, out_dir: Path, step: int, num: int, seed: int) -> None:
     write_bytes_atomic(out_dir / f"step-{step:06d}.gif", sketches_gif(out.strokes, size=128, line_width=2.0))
 
 
-def library_versions() -> dict:
-    import accelerate
-    import datasets
-    import diffusers
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "diffusers": diffusers.__version__,
-            "accelerate": accelerate.__version__, "datasets": datasets.__version__, "numpy": np.__version__}
-
-
 def hardware(accelerator) -> dict:
     info = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "device": str(accelerator.device),
             "num_processes": accelerator.num_processes, "mixed_precision": accelerator.mixed_precision}
@@ -356,7 +348,7 @@ def main(argv=None) -> None:
     log_with = args.logger
     if log_with == "auto":
         try:
-            import tensorboard  # noqa: F401
+            import tensorboard  # noqa: F401  (only probing whether it is installed)
             log_with = "tensorboard"
         except ImportError:
             log_with = "none"

@@ -23,7 +23,8 @@ import torch
 from pipeline.fileio import write_json_atomic
 from pipeline.modeling_sketch_rnn import SketchRNNDecoder
 from pipeline.representation import stroke3_to_stroke5, strokes_to_stroke3
-from train import add_data_arguments, library_versions, load_training_sketches
+from pipeline.provenance import library_versions
+from train import add_data_arguments, load_training_sketches
 
 logger = logging.getLogger("train_sketch_rnn")
 

@@ -23,8 +23,11 @@ def load(model: str | None, fixed_strokes: int):
         kwargs = {}
     else:
         torch.manual_seed(0)
-        pipe = StrokeDiffusionPipeline(StrokeDiffusionModel().eval(), DDIMScheduler(beta_schedule="squaredcos_cap_v2"))
-        kwargs = {"max_strokes": fixed_strokes, "temperature": 1e-6}  # stop probability 0 at zero-init: all strokes drawn
+        model = StrokeDiffusionModel().eval()
+        torch.nn.init.zeros_(model.stop_head.weight)
+        torch.nn.init.constant_(model.stop_head.bias, -30.0)  # never stop: every sketch draws exactly max_strokes
+        pipe = StrokeDiffusionPipeline(model, DDIMScheduler(beta_schedule="squaredcos_cap_v2"))
+        kwargs = {"max_strokes": fixed_strokes}
     pipe.set_progress_bar_config(disable=True)
     return pipe, kwargs
 

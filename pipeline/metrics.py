@@ -157,7 +157,6 @@ def _register_extractor() -> None:
 
 def inception_extractor(weights: InceptionWeights):
     """torch-fidelity's InceptionV3 feature extractor (2048-d) with the given weights, on CPU."""
-    from torch_fidelity.helpers import get_kwarg  # noqa: F401  (torch-fidelity import check)
     from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
     _register_extractor()

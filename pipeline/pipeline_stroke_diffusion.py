@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
-import PIL.Image
 import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput

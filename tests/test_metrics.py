@@ -109,6 +109,7 @@ def test_evaluate_generated_file_is_deterministic_and_complete(tmp_path):
     first = run_evaluate(*common, "--out", str(tmp_path / "a.json"))
     assert first.returncode == 0, first.stderr[-2000:]
     second = run_evaluate(*common, "--out", str(tmp_path / "b.json"))
+    assert second.returncode == 0, second.stderr[-2000:]
     a, b = json.loads((tmp_path / "a.json").read_text()), json.loads((tmp_path / "b.json").read_text())
     for key in ("fid", "kid_mean", "kid_std", "num_real", "num_generated"):
         assert a[key] == b[key], key

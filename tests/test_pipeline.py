@@ -11,7 +11,7 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler
 
 from conftest import TINY_MODEL, needs_shared, simplified_sample
-from pipeline import StrokeDiffusionModel, StrokeDiffusionPipeline
+from pipeline import StrokeDiffusionModel
 from pipeline.data import load_strokes
 
 

@@ -1,0 +1,82 @@
+"""FID/KID of a training run's checkpoints against its test split: the curve of quality against training time.
+
+    python benchmarks/fid_vs_training_time.py --run models/rabbit --checkpoints models/rabbit/checkpoints \\
+        --data data/rabbit_sketchrnn.ndjson --split data/rabbit_sketchrnn.split.json --num-samples 500 \\
+        --out results/rabbit_fid_vs_time.json
+
+Each checkpoint is exported with ``train.py --export-only`` (the run's own training_config.json) and
+scored with ``evaluate.py``. Training time is cumulative over resumed segments, read from the run's
+``logs/train_log.jsonl``.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from common import REPO
+
+from pipeline.fileio import write_json_atomic
+
+
+def cumulative_seconds(log_file: Path) -> dict[int, float]:
+    """Step -> training seconds since the start of the run, across resumed segments.
+
+    A resumed segment logs again from its checkpoint's step + 1. Runs whose checkpoints record the
+    training time continue the clock; older ones restart it, so their segment is offset by the time
+    logged at the checkpoint's step. A step logged twice keeps its last (redone) value.
+    """
+    seconds, offset, last_step = {}, 0.0, 0
+    for line in log_file.read_text().splitlines():
+        entry = json.loads(line)
+        if entry["step"] <= last_step:
+            resumed_from = seconds.get(entry["step"] - 1, 0.0)
+            offset = resumed_from if entry["elapsed_seconds"] < resumed_from else 0.0
+        seconds[entry["step"]] = offset + entry["elapsed_seconds"]
+        last_step = entry["step"]
+    return seconds
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--run", required=True, help="the train.py output folder (for training_config.json and logs)")
+    parser.add_argument("--checkpoints", required=True, help="folder of checkpoint-N folders")
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--split", required=True)
+    parser.add_argument("--category", default="rabbit")
+    parser.add_argument("--num-samples", type=int, default=500)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--cache-dir", default=None)
+    args = parser.parse_args()
+    run = Path(args.run)
+    config = json.loads((run / "training_config.json").read_text())
+    seconds = cumulative_seconds(run / "logs" / "train_log.jsonl")
+    checkpoints = sorted(Path(args.checkpoints).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    rows = []
+    for ckpt in checkpoints:
+        step = int(ckpt.name.split("-")[1])
+        with tempfile.TemporaryDirectory() as tmp:
+            export = [sys.executable, str(REPO / "train.py"), "--category", config["category"], "--data", config["data"],
+                      "--split", config["split"], "--output-dir", tmp, "--export-only", "--resume-from-checkpoint", str(ckpt),
+                      "--cache-dir", config["cache_dir"], "--logger", "none"]
+            for key in ("points_per_stroke", "max_strokes", "hidden_size", "num_layers", "num_heads", "head_hidden_size",
+                        "head_num_blocks", "prediction_type", "beta_schedule", "sampling_scheduler", "max_steps"):
+                export += [f"--{key.replace('_', '-')}", str(config[key])]
+            subprocess.run(export, check=True, capture_output=True, text=True)
+            metrics_file = Path(tmp) / "metrics.json"
+            evaluate = [sys.executable, str(REPO / "evaluate.py"), "--model", tmp, "--category", args.category,
+                        "--data", args.data, "--split", args.split, "--num-samples", str(args.num_samples),
+                        "--out", str(metrics_file)] + (["--cache-dir", args.cache_dir] if args.cache_dir else [])
+            subprocess.run(evaluate, check=True, capture_output=True, text=True)
+            m = json.loads(metrics_file.read_text())
+        rows.append({"step": step, "training_minutes": round(seconds.get(step, float("nan")) / 60, 1),
+                     "fid": m["fid"], "kid_mean": m["kid_mean"], "kid_std": m["kid_std"], "num_generated": m["num_generated"]})
+        print(f"step {step:5d}  {rows[-1]['training_minutes']:6.1f} min  FID {m['fid']:7.2f}  KID {m['kid_mean']:.4f}",
+              flush=True)
+    write_json_atomic(args.out, {"run": str(run), "num_samples": args.num_samples, "curve": rows})
+
+
+if __name__ == "__main__":
+    main()
