@@ -422,7 +422,7 @@ def main(argv=None) -> None:
 
     if args.export_only:
         if accelerator.is_main_process:
-            export(global_step, 0.0)
+            export(global_step, prior_seconds)
         return
 
     if accelerator.is_main_process:
