@@ -50,6 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--num-samples", type=int, help="generated sketches (default: as many as the test set)")
     p.add_argument("--num-inference-steps", type=int, default=30)
     p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--scheduler", choices=("saved", "ddim", "ddpm", "dpm"), default="saved",
+                   help="sampling scheduler: the pipeline's own, or one swapped in with from_config")
     p.add_argument("--batch-size", type=int, default=500, help="sketches per pipeline call")
     p.add_argument("--seed", type=int, default=0, help="seed of generation and of the floor's train subset")
     p.add_argument("--render-size", type=int, default=299, help="rendered image size in pixels (Inception's input)")
@@ -101,6 +103,11 @@ def generate(model: str, num: int, args) -> list:
     except (OSError, ValueError, EnvironmentError) as exc:
         raise ValueError(f"--model {model} does not load as a pipeline: {exc}") from None
     pipe.set_progress_bar_config(disable=True)
+    if args.scheduler != "saved":
+        from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+
+        cls = {"ddim": DDIMScheduler, "ddpm": DDPMScheduler, "dpm": DPMSolverMultistepScheduler}[args.scheduler]
+        pipe.scheduler = cls.from_config(pipe.scheduler.config)
     generator = torch.Generator().manual_seed(args.seed)
     sketches = []
     for start in range(0, num, args.batch_size):
@@ -195,7 +202,8 @@ def main(argv=None) -> dict:
         "data_file": {"path": str(data_file), "sha1": file_digest(data_file, "sha1")}, "split": split_source,
         "render": {"size": args.render_size, "line_width": args.line_width, "renderer": "pipeline.rendering.render_image"},
         "sampling": None if args.generated else {"num_inference_steps": args.num_inference_steps,
-                                                 "temperature": args.temperature, "seed": args.seed},
+                                                 "temperature": args.temperature, "seed": args.seed,
+                                                 "scheduler": args.scheduler},
         "inception_weights": {"source": weights.source, "source_sha256": weights.source_sha256,
                               "sha256": weights.sha256, "feature": "pool3 2048-d"},
         "kid_rng_seed": 2020, "libraries": library_versions(),
