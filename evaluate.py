@@ -155,12 +155,13 @@ def main(argv=None) -> dict:
     style = {"size": args.render_size, "line_width": args.line_width}
     generated_features = features(render_all(generated, **style))
 
-    def score(real_sketches) -> dict:
-        real_features = features(render_all(real_sketches, **style))
-        subset = args.kid_subset_size or min(1000, len(real_features), len(generated_features))
-        return fid_kid_from_features(real_features, generated_features, kid_subset_size=subset)
+    real_features = {name: features(render_all(sketches, **style)) for name, sketches in test_sets.items() if sketches}
 
-    results = {name: score(sketches) for name, sketches in test_sets.items() if sketches}
+    def score(reference: np.ndarray, candidate: np.ndarray) -> dict:
+        subset = args.kid_subset_size or min(1000, len(reference), len(candidate))
+        return fid_kid_from_features(reference, candidate, kid_subset_size=subset)
+
+    results = {name: score(real, generated_features) for name, real in real_features.items()}
     for name, sketches in test_sets.items():
         if sketches:
             results[name]["stroke_statistics"] = stroke_statistics_distance(sketches, generated)
@@ -174,10 +175,7 @@ def main(argv=None) -> dict:
             raise ValueError("--reference-floor needs train drawings that are not in the test split")
         chosen = sorted(np.random.default_rng(args.seed).choice(candidates, size=take, replace=False).tolist())
         floor_sets = load_split_sketches(data_file, {"train": chosen, "test": split["test"]}, cache / "datasets")
-        floor_features = features(render_all(floor_sets["train"], **style))
-        real_features = features(render_all(test_sets["test"], **style))
-        subset = args.kid_subset_size or min(1000, len(real_features), len(floor_features))
-        floor = fid_kid_from_features(real_features, floor_features, kid_subset_size=subset)
+        floor = score(real_features["test"], features(render_all(floor_sets["train"], **style)))
         floor["stroke_statistics"] = stroke_statistics_distance(test_sets["test"], floor_sets["train"])
         floor["train_indices"] = f"{take} train drawings not in test, chosen with seed {args.seed}"
 
