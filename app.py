@@ -20,6 +20,7 @@ import gradio as gr
 import numpy as np
 import torch
 
+from pipeline.pipeline_stroke_diffusion import DEFAULT_NUM_INFERENCE_STEPS
 from pipeline.release import data_notice
 from pipeline.rendering import image_grid, render_svg, sketch_gif, sketches_gif, to_ndjson_record
 
@@ -197,7 +198,7 @@ def build_demo() -> gr.Blocks:
         gr.Markdown("\n\n".join(trained_on(c) for c in categories))
         with gr.Row():
             category = gr.Dropdown(categories, value=categories[0], label="Category")
-            steps = gr.Slider(*LIMITS["steps"], value=30, step=1, label="Inference steps per stroke")
+            steps = gr.Slider(*LIMITS["steps"], value=DEFAULT_NUM_INFERENCE_STEPS, step=1, label="Inference steps per stroke")
             temperature = gr.Slider(*LIMITS["temperature"], value=1.0, step=0.05, label="Diversity (temperature)")
         with gr.Row():
             seed = gr.Number(value=0, precision=0, minimum=LIMITS["seed"][0], maximum=LIMITS["seed"][1], label="Seed")

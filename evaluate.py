@@ -15,6 +15,7 @@ drawings: the best any model can hope for under this protocol.
 from __future__ import annotations
 
 import argparse
+import inspect
 import io
 import logging
 import sys
@@ -30,7 +31,7 @@ from pipeline.provenance import library_versions
 from pipeline.fileio import file_digest, write_bytes_atomic, write_json_atomic
 from pipeline.metrics import (fid_kid_from_features, images_digest, inception_extractor, inception_features,
                               inception_weights, wasserstein_1d)
-from pipeline.rendering import image_grid, render_image
+from pipeline.rendering import image_grid, png_bytes, render_image
 
 logger = logging.getLogger("evaluate")
 
@@ -48,8 +49,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                                    "official for the official file, else all")
     p.add_argument("--out", required=True, help="metrics JSON to write")
     p.add_argument("--num-samples", type=int, help="generated sketches (default: as many as the test set)")
-    p.add_argument("--num-inference-steps", type=int, default=30)
+    p.add_argument("--num-inference-steps", type=int, default=None, help="default: the pipeline's default")
     p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--stroke-format", choices=("simplified", "raw"), default="simplified",
+                   help="the pipeline's stroke_format: 'simplified' puts generated sketches in the official "
+                        "simplified form (fit to the canvas, RDP epsilon 2 px), as the real drawings are")
     p.add_argument("--scheduler", choices=("saved", "ddim", "ddpm", "dpm"), default="saved",
                    help="sampling scheduler: the pipeline's own, or one swapped in with from_config")
     p.add_argument("--batch-size", type=int, default=500, help="sketches per pipeline call")
@@ -95,7 +99,8 @@ class FeatureCache:
         return features
 
 
-def generate(model: str, num: int, args) -> list:
+def generate(model: str, num: int, args) -> tuple[list, dict]:
+    """Sample ``num`` sketches (pixel strokes) from a pipeline; also return the sampling settings used."""
     from diffusers import DiffusionPipeline
 
     try:
@@ -108,13 +113,18 @@ def generate(model: str, num: int, args) -> list:
 
         cls = {"ddim": DDIMScheduler, "ddpm": DDPMScheduler, "dpm": DPMSolverMultistepScheduler}[args.scheduler]
         pipe.scheduler = cls.from_config(pipe.scheduler.config)
+    steps = args.num_inference_steps or inspect.signature(pipe.__call__).parameters["num_inference_steps"].default
     generator = torch.Generator().manual_seed(args.seed)
     sketches = []
     for start in range(0, num, args.batch_size):
-        out = pipe(num_sketches=min(args.batch_size, num - start), num_inference_steps=args.num_inference_steps,
-                   temperature=args.temperature, generator=generator, image_size=32)
+        out = pipe(num_sketches=min(args.batch_size, num - start), num_inference_steps=steps,
+                   temperature=args.temperature, stroke_format=args.stroke_format, generator=generator,
+                   image_size=32)
         sketches.extend(out.strokes)
-    return sketches
+    settings = {"num_inference_steps": steps, "scheduler": type(pipe.scheduler).__name__,
+                "temperature": args.temperature, "stroke_format": args.stroke_format, "seed": args.seed,
+                "batch_size": args.batch_size}
+    return sketches, settings
 
 
 def stroke_statistics_distance(real, generated) -> dict:
@@ -143,12 +153,13 @@ def main(argv=None) -> dict:
         raise ValueError(f"the split ({split_source}) has no test drawings in {data_file}")
 
     num = args.num_samples or len(test_sets["test"])
+    sampling = None
     if args.generated:
         generated = load_strokes(args.generated)[:num]
         if len(generated) < num:
             logger.warning("%s holds %d sketches, fewer than %d", args.generated, len(generated), num)
     else:
-        generated = generate(args.model, num, args)
+        generated, sampling = generate(args.model, num, args)
 
     weights = inception_weights(args.inception_weights, cache)
     features = FeatureCache(inception_extractor(weights), weights.sha256, cache / "features")
@@ -187,9 +198,7 @@ def main(argv=None) -> dict:
     for r in range(rows):
         tiles += [render_image(s, size=128, line_width=2) for s in reals[r * 4 : r * 4 + 4]]
         tiles += [render_image(s, size=128, line_width=2) for s in fakes[r * 4 : r * 4 + 4]]
-    buffer = io.BytesIO()
-    image_grid(tiles, columns=8).save(buffer, format="PNG")
-    write_bytes_atomic(grid_path, buffer.getvalue())
+    write_bytes_atomic(grid_path, png_bytes(image_grid(tiles, columns=8)))
 
     metrics = {
         "category": args.category,
@@ -199,9 +208,7 @@ def main(argv=None) -> dict:
         "model": args.model, "generated_file": args.generated,
         "data_file": {"path": str(data_file), "sha1": file_digest(data_file, "sha1")}, "split": split_source,
         "render": {"size": args.render_size, "line_width": args.line_width, "renderer": "pipeline.rendering.render_image"},
-        "sampling": None if args.generated else {"num_inference_steps": args.num_inference_steps,
-                                                 "temperature": args.temperature, "seed": args.seed,
-                                                 "scheduler": args.scheduler},
+        "sampling": sampling,
         "inception_weights": {"source": weights.source, "source_sha256": weights.source_sha256,
                               "sha256": weights.sha256, "feature": "pool3 2048-d"},
         "kid_rng_seed": 2020, "libraries": library_versions(),

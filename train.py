@@ -12,7 +12,6 @@ through ``accelerate config``). Interrupted runs resume with ``--resume-from-che
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
 import math
@@ -34,7 +33,7 @@ from pipeline.provenance import library_versions
 from pipeline.fileio import file_digest, git_blob_sha1, write_bytes_atomic, write_json_atomic
 from pipeline.modeling_stroke_diffusion import StrokeDiffusionModel
 from pipeline.pipeline_stroke_diffusion import StrokeDiffusionPipeline
-from pipeline.rendering import image_grid, sketches_gif
+from pipeline.rendering import image_grid, png_bytes, sketches_gif
 from pipeline.representation import pack_sketches
 
 logger = logging.getLogger("train")
@@ -74,7 +73,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--prediction-type", default="epsilon", choices=("epsilon", "v_prediction", "sample"))
     g.add_argument("--num-train-timesteps", type=int, default=1000)
     g.add_argument("--beta-schedule", default="squaredcos_cap_v2", help="DDPM beta schedule")
-    g.add_argument("--sampling-scheduler", default="ddim", choices=("ddim", "dpm", "ddpm"),
+    g.add_argument("--sampling-scheduler", default="dpm", choices=("ddim", "dpm", "ddpm"),
                    help="scheduler saved with the pipeline (any diffusers scheduler can be swapped in later)")
 
     g = p.add_argument_group("optimisation")
@@ -316,11 +315,8 @@ def make_pipeline(model, sampling_scheduler) -> StrokeDiffusionPipeline:
 
 
 def render_samples(pipe, out_dir: Path, step: int, num: int, seed: int) -> None:
-    out = pipe(num_sketches=num, num_inference_steps=30, generator=torch.Generator().manual_seed(seed),
-               image_size=128, line_width=2.0)
-    buffer = io.BytesIO()
-    image_grid(out.images).save(buffer, format="PNG")
-    write_bytes_atomic(out_dir / f"step-{step:06d}.png", buffer.getvalue())
+    out = pipe(num_sketches=num, generator=torch.Generator().manual_seed(seed), image_size=128, line_width=2.0)
+    write_bytes_atomic(out_dir / f"step-{step:06d}.png", png_bytes(image_grid(out.images)))
     write_bytes_atomic(out_dir / f"step-{step:06d}.gif", sketches_gif(out.strokes, size=128, line_width=2.0))
 
 
@@ -431,6 +427,7 @@ def main(argv=None) -> None:
     log_file.parent.mkdir(parents=True, exist_ok=True)
 
     start, start_step = time.time(), global_step
+    saved_step = global_step
     progress = tqdm(total=max_steps, initial=global_step, disable=not accelerator.is_local_main_process, desc="steps")
     objective.train()
     while global_step < max_steps:
@@ -468,12 +465,16 @@ def main(argv=None) -> None:
 
         if global_step % args.checkpointing_steps == 0 or global_step == max_steps:
             save_checkpoint(accelerator, checkpoint_dir, global_step, args.checkpoints_total_limit, elapsed)
+            saved_step = global_step
         if accelerator.is_main_process and args.sample_interval and global_step % args.sample_interval == 0:
             render_samples(make_pipeline(export_model(), sampling_scheduler), output_dir / "samples",
                            global_step, args.num_samples, args.seed)
         if args.debug_kill_at_step is not None and global_step == args.debug_kill_at_step:
             os.kill(os.getpid(), signal.SIGKILL)  # for the resume test: die like a killed job
     progress.close()
+    if saved_step != global_step:  # stopped by the time budget: keep the final state resumable
+        save_checkpoint(accelerator, checkpoint_dir, global_step, args.checkpoints_total_limit,
+                        prior_seconds + time.time() - start)
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:

@@ -7,6 +7,7 @@ Without --model a randomly initialised default-size model is timed with a fixed 
 """
 
 import argparse
+import inspect
 import time
 
 import torch
@@ -37,6 +38,8 @@ def main():
     parser.add_argument("--model", help="pipeline folder (default: random default-size model)")
     parser.add_argument("--fixed-strokes", type=int, default=8, help="strokes per sketch for the random model")
     parser.add_argument("--total", type=int, default=2000, help="sketches for the test-split-size run")
+    parser.add_argument("--total-steps", type=int, default=None,
+                        help="inference steps of the test-split-size run (default: the pipeline's default)")
     args = parser.parse_args()
     pipe, kwargs = load(args.model, args.fixed_strokes)
     params = sum(p.numel() for p in pipe.transformer.parameters())
@@ -53,12 +56,15 @@ def main():
             n = batch * repeats
             print(f"steps {steps:2d} batch {batch:2d}: {n / seconds:7.2f} sketches/s  ({strokes / n:.1f} strokes/sketch, "
                   f"{seconds / n * 1000:7.1f} ms/sketch)")
+    steps = {} if args.total_steps is None else {"num_inference_steps": args.total_steps}
     start = time.perf_counter()
     generator, made = torch.Generator().manual_seed(0), 0
     while made < args.total:
-        made += len(pipe(num_sketches=min(500, args.total - made), num_inference_steps=30, generator=generator,
-                         image_size=32, **kwargs).strokes)
-    print(f"{args.total} sketches at 30 steps (batches of 500): {time.perf_counter() - start:.1f} s")
+        made += len(pipe(num_sketches=min(500, args.total - made), generator=generator, image_size=32,
+                         **steps, **kwargs).strokes)
+    used = args.total_steps or inspect.signature(pipe.__call__).parameters["num_inference_steps"].default
+    print(f"{args.total} sketches at {used} steps of {type(pipe.scheduler).__name__} (batches of 500): "
+          f"{time.perf_counter() - start:.1f} s")
     print(f"peak memory: {peak_rss_mb():.0f} MiB")
     print(f"machine: {machine()}")
 

@@ -4,6 +4,7 @@
 """
 
 import argparse
+import inspect
 import time
 
 import torch
@@ -27,7 +28,7 @@ def main():
     parser.add_argument("--baseline", required=True, help="train_sketch_rnn.py output folder")
     parser.add_argument("--diffusion", required=True, help="pipeline folder")
     parser.add_argument("--num", type=int, default=2000)
-    parser.add_argument("--steps", type=int, default=30, help="diffusion steps per stroke")
+    parser.add_argument("--steps", type=int, default=None, help="diffusion steps per stroke (default: the pipeline's)")
     args = parser.parse_args()
     from diffusers import DiffusionPipeline
 
@@ -38,11 +39,14 @@ def main():
     pipe = DiffusionPipeline.from_pretrained(args.diffusion, trust_remote_code=True)
     pipe.set_progress_bar_config(disable=True)
 
+    steps = {} if args.steps is None else {"num_inference_steps": args.steps}
+    used = args.steps or inspect.signature(pipe.__call__).parameters["num_inference_steps"].default
+
     def diffusion():
         out, generator = [], torch.Generator().manual_seed(0)
         while len(out) < args.num:
-            out += pipe(num_sketches=min(500, args.num - len(out)), num_inference_steps=args.steps,
-                        generator=generator, image_size=32).strokes
+            out += pipe(num_sketches=min(500, args.num - len(out)), generator=generator, image_size=32,
+                        **steps).strokes
         return out
 
     with torch.no_grad():
@@ -51,7 +55,7 @@ def main():
             "baseline": timed(f"(b) our Sketch-RNN baseline ({baseline.config.hidden_size} LSTM)",
                               lambda: sample_sketches(baseline.step, args.num, baseline.config.max_seq_len,
                                                       baseline.config.scale_factor, progress=False), args.num),
-            "diffusion": timed(f"(c) our diffusion pipeline ({args.steps} steps)", diffusion, args.num),
+            "diffusion": timed(f"(c) our diffusion pipeline ({used} {type(pipe.scheduler).__name__} steps)", diffusion, args.num),
         }
     print(f"diffusion / google: {rates['diffusion'] / rates['google']:.2f}x   "
           f"diffusion / baseline: {rates['diffusion'] / rates['baseline']:.2f}x")

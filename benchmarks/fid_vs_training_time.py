@@ -28,14 +28,17 @@ def cumulative_seconds(log_file: Path) -> dict[int, float]:
     training time continue the clock; older ones restart it, so their segment is offset by the time
     logged at the checkpoint's step. A step logged twice keeps its last (redone) value.
     """
-    seconds, offset, last_step = {}, 0.0, 0
+    seconds, offset, last_step, last_raw = {}, 0.0, 0, 0.0
     for line in log_file.read_text().splitlines():
         entry = json.loads(line)
-        if entry["step"] <= last_step:
-            resumed_from = seconds.get(entry["step"] - 1, 0.0)
-            offset = resumed_from if entry["elapsed_seconds"] < resumed_from else 0.0
-        seconds[entry["step"]] = offset + entry["elapsed_seconds"]
-        last_step = entry["step"]
+        step, raw = entry["step"], entry["elapsed_seconds"]
+        if step <= last_step or raw < last_raw:  # a resumed segment: steps redone, or its clock restarted
+            resumed_from = seconds.get(step - 1, 0.0)
+            offset = resumed_from if raw < resumed_from else 0.0
+        elif offset and raw >= seconds.get(step - 1, float("inf")):  # resumed from a checkpoint that kept the clock
+            offset = 0.0
+        seconds[step] = offset + raw
+        last_step, last_raw = step, raw
     return seconds
 
 
@@ -48,12 +51,18 @@ def main():
     parser.add_argument("--category", default="rabbit")
     parser.add_argument("--num-samples", type=int, default=500)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--steps", type=int, nargs="+", help="only these checkpoints (default: every one found)")
     parser.add_argument("--cache-dir", default=None)
     args = parser.parse_args()
     run = Path(args.run)
     config = json.loads((run / "training_config.json").read_text())
     seconds = cumulative_seconds(run / "logs" / "train_log.jsonl")
     checkpoints = sorted(Path(args.checkpoints).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    if args.steps:
+        checkpoints = [c for c in checkpoints if int(c.name.split("-")[1]) in args.steps]
+        missing = set(args.steps) - {int(c.name.split("-")[1]) for c in checkpoints}
+        if missing:
+            parser.error(f"no checkpoint for steps {sorted(missing)} in {args.checkpoints}")
     rows = []
     for ckpt in checkpoints:
         step = int(ckpt.name.split("-")[1])

@@ -417,7 +417,7 @@ def _cmd_render(args) -> None:
     style = {"size": args.size, "line_width": args.line_width}
     suffix = Path(args.out).suffix.lower()
     if suffix == ".png":
-        data = _png_bytes(rendering.render_image(strokes, **style))
+        data = rendering.png_bytes(rendering.render_image(strokes, **style))
     elif suffix == ".svg":
         data = rendering.render_svg(strokes, **style).encode()
     elif suffix == ".gif":
@@ -427,13 +427,6 @@ def _cmd_render(args) -> None:
     write_bytes_atomic(args.out, data)
     print(f"wrote {args.out} ({record['word']!r}, {len(strokes)} strokes)")
 
-
-def _png_bytes(image) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def _cmd_stats(args) -> None:

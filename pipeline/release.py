@@ -77,8 +77,9 @@ def _format_metrics(metrics: dict | None) -> str:
         lines += [f"- {name.replace('_', ' ')}: {s['real_mean']:.1f} vs {s['generated_mean']:.1f} "
                   f"(W1 {s['wasserstein']:.2f})" for name, s in stats.items()]
     sampling = metrics.get("sampling") or {}
-    lines += ["", f"Sampling: {sampling.get('num_inference_steps')} steps per stroke, temperature "
-                  f"{sampling.get('temperature')}, seed {sampling.get('seed')}. Full record: `metrics.json`."]
+    lines += ["", f"Sampling: {sampling.get('num_inference_steps')} {sampling.get('scheduler', '')} steps per stroke, "
+                  f"temperature {sampling.get('temperature')}, seed {sampling.get('seed')}, strokes in the "
+                  f"{sampling.get('stroke_format', 'simplified')} format. Full record: `metrics.json`."]
     return "\n".join(lines)
 
 
@@ -144,7 +145,7 @@ def write_sample_gif(model_dir: str | os.PathLike, num: int = 4, seed: int = 0) 
 
     pipe = DiffusionPipeline.from_pretrained(model_dir, trust_remote_code=True)
     pipe.set_progress_bar_config(disable=True)
-    out = pipe(num_sketches=num, num_inference_steps=30, generator=torch.Generator().manual_seed(seed), image_size=32)
+    out = pipe(num_sketches=num, generator=torch.Generator().manual_seed(seed), image_size=32)
     return write_bytes_atomic(Path(model_dir) / "sample.gif", sketches_gif(out.strokes, columns=num, size=160))
 
 

@@ -22,7 +22,8 @@ def sketches_equal(a, b) -> bool:
 
 def test_output_structure(tiny_pipeline):
     out = tiny_pipeline(num_sketches=3, num_inference_steps=4, generator=torch.Generator().manual_seed(0),
-                        max_strokes=6, return_progress=True, return_trajectories=True, image_size=64)
+                        max_strokes=6, return_progress=True, return_trajectories=True, image_size=64,
+                        stroke_format="raw")
     assert len(out.strokes) == len(out.images) == len(out.progress) == len(out.trajectories) == 3
     for strokes, image, progress, trajectories in zip(out.strokes, out.images, out.progress, out.trajectories):
         assert 1 <= len(strokes) <= 6
@@ -35,6 +36,21 @@ def test_output_structure(tiny_pipeline):
         np.testing.assert_allclose(trajectories[-1][-1].clip(0, 255), strokes[-1], atol=1e-3)
     arr = tiny_pipeline(num_sketches=2, num_inference_steps=2, output_type="np", image_size=32).images
     assert arr.shape == (2, 32, 32) and arr.dtype == np.uint8
+
+
+def test_simplified_strokes_follow_the_official_format(tiny_pipeline):
+    kwargs = dict(num_sketches=4, num_inference_steps=3, max_strokes=6, return_trajectories=True)
+    raw = tiny_pipeline(**kwargs, stroke_format="raw", generator=torch.Generator().manual_seed(0))
+    out = tiny_pipeline(**kwargs, generator=torch.Generator().manual_seed(0))
+    for raw_sketch, sketch, trajectories in zip(raw.strokes, out.strokes, out.trajectories):
+        assert len(sketch) == len(raw_sketch)
+        points = np.concatenate(sketch)
+        np.testing.assert_array_equal(points, np.round(points))  # integer pixels
+        np.testing.assert_array_equal(points.min(axis=0), [0, 0])  # touches the top and left edges
+        assert points.max() == 255  # the longer side spans the canvas
+        assert all(2 <= len(s) <= TINY_MODEL["points_per_stroke"] for s in sketch)  # RDP keeps the ends
+        for stroke, path in zip(sketch, trajectories):  # trajectories are mapped onto the same canvas
+            np.testing.assert_allclose(path[-1][[0, -1]], stroke[[0, -1]], atol=0.5 + 1e-4)
 
 
 def test_same_seed_same_sketches_and_batches_vary_in_length(tiny_pipeline):
@@ -57,7 +73,7 @@ def test_any_diffusers_scheduler_can_be_swapped_in(tiny_pipeline, scheduler_cls)
 
 def test_temperature_changes_spread(tiny_pipeline):
     def spread(temperature):
-        out = tiny_pipeline(num_sketches=8, num_inference_steps=3, max_strokes=2, temperature=temperature,
+        out = tiny_pipeline(num_sketches=8, num_inference_steps=3, max_strokes=2, temperature=temperature, stroke_format="raw",
                             generator=torch.Generator().manual_seed(0))
         return np.std(np.concatenate([s[0] for s in out.strokes]))
     assert spread(0.1) < spread(1.0)

@@ -72,6 +72,21 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path):
 
 
 @needs_shared
+def test_time_budget_stops_with_a_resumable_checkpoint(tmp_path):
+    run_train(tmp_path, "m", "--max-steps", "1000", "--checkpointing-steps", "500", "--max-train-minutes", "0.05")
+    out = tmp_path / "m"
+    steps = json.loads((out / "provenance.json").read_text())["steps"]
+    assert 1 <= steps < 1000
+    marker = json.loads((out / "checkpoints" / f"checkpoint-{steps}" / "checkpoint.json").read_text())
+    assert marker["step"] == steps and marker["elapsed_seconds"] >= 3.0  # 0.05 min = 3 s
+    exported = weights(out)
+    run_train(tmp_path, "m", "--max-steps", "1000", "--checkpointing-steps", "500", "--max-train-minutes", "0.05",
+              "--resume-from-checkpoint", "latest", "--export-only")
+    again = weights(out)
+    assert all(torch.equal(exported[k], again[k]) for k in exported)  # the checkpoint holds the final weights
+
+
+@needs_shared
 def test_corrupted_checkpoint_is_reported_not_loaded(tmp_path):
     run_train(tmp_path, "m", "--max-steps", "2", "--checkpointing-steps", "2")
     ckpt = tmp_path / "m" / "checkpoints" / "checkpoint-2"
