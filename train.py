@@ -305,7 +305,9 @@ def build_schedulers(args):
     train_scheduler = DDPMScheduler(num_train_timesteps=args.num_train_timesteps, beta_schedule=args.beta_schedule,
                                     prediction_type=args.prediction_type, clip_sample=True)
     sampler_cls = {"ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler, "ddpm": DDPMScheduler}[args.sampling_scheduler]
-    return train_scheduler, sampler_cls.from_config(train_scheduler.config)
+    # "leading" spacing starts sampling at t = 900 of 1000 for 10 steps: the cosine schedule's alpha_bar is ~0 at
+    # t = 999 (where DPM-Solver's default "linspace" starts), and its data prediction there blows up.
+    return train_scheduler, sampler_cls.from_config(train_scheduler.config, timestep_spacing="leading")
 
 
 def make_pipeline(model, sampling_scheduler) -> StrokeDiffusionPipeline:

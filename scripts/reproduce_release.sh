@@ -31,6 +31,10 @@ python -m pipeline.sketch_rnn sample --model outputs/sketchrnn_rabbit --num 2000
 python evaluate.py --model models/rabbit "${RABBIT[@]}" --reference-floor --out models/rabbit/metrics.json
 python evaluate.py --generated outputs/sketchrnn_rabbit/samples.ndjson "${RABBIT[@]}" \
     --out results/rabbit_sketchrnn_baseline_metrics.json
+python evaluate.py --model outputs/rabbit_ckpt1000 "${RABBIT[@]}" --out results/rabbit_diffusion_equal_budget_metrics.json
+python benchmarks/fid_vs_training_time.py --run models/rabbit --checkpoints models/rabbit/checkpoints \
+    --data data/rabbit_sketchrnn.ndjson --split data/rabbit_sketchrnn.split.json --num-samples 500 \
+    --steps 1000 3000 4500 6500 --out results/rabbit_fid_vs_time.json
 
 # 5. cat and bus: the 25 real drawings reachable here, with augmentation (a demonstration only).
 for c in cat bus; do

@@ -48,6 +48,8 @@ def test_smoke_run_writes_a_loadable_pipeline_with_provenance(tmp_path):
     assert provenance["drawings"]["train_rows"] == 25 and provenance["drawings"]["used"] == 25
     assert provenance["data_file"]["official"] is False and len(provenance["data_file"]["sha1"]) == 40
     assert json.loads((out / "training_config.json").read_text())["max_steps"] == 4
+    scheduler = json.loads((out / "scheduler" / "scheduler_config.json").read_text())
+    assert scheduler["_class_name"] == "DPMSolverMultistepScheduler" and scheduler["timestep_spacing"] == "leading"
     assert (out / "samples" / "step-000004.png").is_file() and (out / "samples" / "step-000004.gif").is_file()
     log = [json.loads(line) for line in (out / "logs" / "train_log.jsonl").read_text().splitlines()]
     assert [entry["step"] for entry in log] == [1, 2, 3, 4]

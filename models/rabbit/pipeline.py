@@ -27,7 +27,11 @@ from diffusers.utils.dynamic_modules_utils import get_relative_import_files
 from diffusers.utils.torch_utils import randn_tensor
 
 from .rendering import DEFAULT_LINE_WIDTH, DEFAULT_SIZE, render_image, render_progress
-from .representation import CANVAS_SIZE, as_stroke_list, strokes_to_normalized, unit_to_pixels
+from .representation import (CANVAS_SIZE, as_stroke_list, canvas_fit, raw_to_simplified, strokes_to_normalized,
+                             unit_to_pixels)
+
+
+DEFAULT_NUM_INFERENCE_STEPS = 10  # DPM-Solver++ steps per stroke; see the README's sampler measurements
 
 
 @dataclass
@@ -35,13 +39,14 @@ class StrokeDiffusionOutput(BaseOutput):
     """Result of ``StrokeDiffusionPipeline.__call__``.
 
     Args:
-        strokes: one list per sketch, each a list of ``(P, 2)`` float32 arrays in canvas pixels 0..255
-            (prefix strokes first, resampled to P points).
+        strokes: one list per sketch, each a list of ``(n_i, 2)`` float32 arrays in canvas pixels 0..255,
+            prefix strokes first (see ``stroke_format``).
         images: the finished sketches as PIL images (``output_type="pil"``) or a
             ``(num_sketches, size, size)`` uint8 array (``"np"``).
         progress: with ``return_progress=True``, per sketch the canvas (PIL) after every stroke.
         trajectories: with ``return_trajectories=True``, per sketch and generated stroke a
-            ``(num_inference_steps + 1, P, 2)`` array in canvas pixels: the denoising path from noise.
+            ``(num_inference_steps + 1, P, 2)`` array in the same canvas pixels as ``strokes``: the
+            denoising path from noise.
     """
 
     strokes: list
@@ -73,7 +78,7 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
     # ------------------------------------------------------------------ inputs
 
     def check_inputs(self, num_sketches, num_inference_steps, temperature, max_strokes, prefix_strokes,
-                     generator, output_type):
+                     generator, output_type, stroke_format):
         _positive_int(num_sketches, "num_sketches")
         _positive_int(num_inference_steps, "num_inference_steps")
         limit = self.transformer.config.max_strokes
@@ -85,6 +90,8 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
             raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         if output_type not in ("pil", "np"):
             raise ValueError(f"output_type must be 'pil' or 'np', got {output_type!r}")
+        if stroke_format not in ("simplified", "raw"):
+            raise ValueError(f"stroke_format must be 'simplified' or 'raw', got {stroke_format!r}")
         if prefix_strokes is None:
             return []
         prefix = as_stroke_list(prefix_strokes, "prefix_strokes")
@@ -125,7 +132,7 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
     def __call__(
         self,
         num_sketches: int = 1,
-        num_inference_steps: int = 30,
+        num_inference_steps: int = DEFAULT_NUM_INFERENCE_STEPS,
         generator: Optional[torch.Generator] = None,
         temperature: float = 1.0,
         max_strokes: Optional[int] = None,
@@ -133,6 +140,7 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
         return_progress: bool = False,
         return_trajectories: bool = False,
         output_type: str = "pil",
+        stroke_format: str = "simplified",
         image_size: int = DEFAULT_SIZE,
         line_width: float = DEFAULT_LINE_WIDTH,
         return_dict: bool = True,
@@ -151,12 +159,17 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
             return_progress: also return each sketch's canvas after every stroke (for animations).
             return_trajectories: also return each generated stroke's denoising trajectory.
             output_type: ``"pil"`` or ``"np"`` for ``images``.
+            stroke_format: ``"simplified"`` gives strokes the way the Quick, Draw! simplified files store
+                drawings, which is what the model was trained on: the sketch scaled so its longer side spans
+                0..255 and moved to the top-left corner (skipped when ``prefix_strokes`` are given, so they
+                stay where they were drawn), then each stroke RDP-simplified (epsilon 2 px) to integer
+                pixels. ``"raw"`` gives the model's own ``(P, 2)`` strokes.
             image_size, line_width: rendering of ``images`` and ``progress``, in output pixels.
         """
         config = self.transformer.config
         max_strokes = config.max_strokes if max_strokes is None else max_strokes
         prefix = self.check_inputs(num_sketches, num_inference_steps, temperature, max_strokes, prefix_strokes,
-                                   generator, output_type)
+                                   generator, output_type, stroke_format)
         device, dtype = self._execution_device, self.transformer.dtype
 
         # 1. canvas state: (B, max_strokes, P, 2) in [-1, 1], the prefix first
@@ -170,16 +183,18 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
 
         # 2. one stroke at a time: decide whether to stop, then denoise the next stroke
         for k in self.progress_bar(range(len(prefix), max_strokes)):
-            context = self.transformer.encode_history(strokes[:, :k])[:, k]
+            active = torch.nonzero(~finished).squeeze(1)  # finished sketches cost nothing from here on
+            context = self.transformer.encode_history(strokes[active, :k])[:, k]
             stop_prob = torch.sigmoid(self.transformer.stop_logits(context).float() / temperature)
             uniform = torch.rand(num_sketches, generator=generator,
-                                 device=generator.device if generator is not None else "cpu").to(device)
+                                 device=generator.device if generator is not None else "cpu").to(device)[active]
             if k > 0:
-                finished |= uniform < stop_prob
-            active = torch.nonzero(~finished).squeeze(1)
+                stop = uniform < stop_prob
+                finished[active[stop]] = True
+                active, context = active[~stop], context[~stop]
             if len(active) == 0:
                 break
-            new, trajectory = self.denoise_stroke(context[active], num_inference_steps, generator, temperature,
+            new, trajectory = self.denoise_stroke(context, num_inference_steps, generator, temperature,
                                                   return_trajectories)
             strokes[active, k] = new
             lengths[active] += 1
@@ -190,6 +205,12 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
         # 3. back to canvas pixels, render
         strokes_np = strokes.float().cpu().numpy()
         sketches = [[unit_to_pixels(s) for s in strokes_np[i, : lengths[i]]] for i in range(num_sketches)]
+        if stroke_format == "simplified":
+            fit = not prefix
+            if return_trajectories and fit:
+                trajectories = [[(path - origin) * scale for path in paths]
+                                for paths, (origin, scale) in zip(trajectories, map(canvas_fit, sketches))]
+            sketches = [raw_to_simplified(s, fit=fit) for s in sketches]
         style = {"size": image_size, "line_width": line_width}
         images = [render_image(s, **style) for s in sketches]
         if output_type == "np":

@@ -54,6 +54,13 @@ def render_image(
     return image.resize((size, size), Image.Resampling.BOX)
 
 
+def png_bytes(image: Image.Image) -> bytes:
+    """PNG-encode a PIL image (lossless, deterministic)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def render_progress(strokes: Sequence[np.ndarray], **render_kwargs) -> list[Image.Image]:
     """One image per stroke: the canvas after strokes ``1..k`` for k = 1..len(strokes)."""
     return [render_image(strokes[: k + 1], **render_kwargs) for k in range(len(strokes))]

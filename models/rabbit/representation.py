@@ -138,13 +138,19 @@ def normalized_to_strokes(normalized: np.ndarray) -> list[np.ndarray]:
     return [unit_to_pixels(np.clip(s, -1.0, 1.0)) for s in np.asarray(normalized)]
 
 
+def canvas_fit(strokes: Sequence[np.ndarray]) -> tuple[np.ndarray, float]:
+    """The ``(origin (2,), scale)`` that maps strokes onto the canvas by ``(points - origin) * scale`` so the
+    longer side spans 0..255 and the drawing touches the top and left edges (official convention)."""
+    points = np.concatenate([np.asarray(s, dtype=np.float32) for s in strokes], axis=0)
+    origin = points.min(axis=0)
+    extent = float((points.max(axis=0) - origin).max())
+    return origin, (CANVAS_SIZE / extent if extent > 0 else 1.0)
+
+
 def fit_to_canvas(strokes: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Scale and shift strokes so the longer side spans 0..255, aligned to the top-left (official convention)."""
-    points = np.concatenate(strokes, axis=0)
-    lo = points.min(axis=0)
-    extent = float((points.max(axis=0) - lo).max())
-    scale = CANVAS_SIZE / extent if extent > 0 else 1.0
-    return [((np.asarray(s, dtype=np.float32) - lo) * scale).astype(np.float32) for s in strokes]
+    origin, scale = canvas_fit(strokes)
+    return [((np.asarray(s, dtype=np.float32) - origin) * scale).astype(np.float32) for s in strokes]
 
 
 def rdp_simplify(points: np.ndarray, epsilon: float) -> np.ndarray:
@@ -179,9 +185,10 @@ def rdp_simplify(points: np.ndarray, epsilon: float) -> np.ndarray:
     return points[keep]
 
 
-def raw_to_simplified(strokes: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Raw strokes (any units) -> the official simplified form: fit to 0..255, RDP epsilon 2, integer pixels."""
-    fitted = fit_to_canvas(strokes)
+def raw_to_simplified(strokes: Sequence[np.ndarray], fit: bool = True) -> list[np.ndarray]:
+    """Raw strokes -> the official simplified form: fit to 0..255 (any input units; skipped with
+    ``fit=False``, for strokes already in canvas pixels), RDP with epsilon 2 pixels, integer pixels."""
+    fitted = fit_to_canvas(strokes) if fit else strokes
     return [np.round(rdp_simplify(s, 2.0)).astype(np.float32) for s in fitted]
 
 

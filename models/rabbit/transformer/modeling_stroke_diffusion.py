@@ -123,7 +123,9 @@ class StrokeDiffusionModel(ModelMixin, ConfigMixin):
     def forward(self, sample: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """Denoise ``sample (N, P, 2)`` at integer ``timestep`` (N,) or scalar, given ``context (N, hidden_size)``."""
         n = sample.shape[0]
-        timestep = torch.as_tensor(timestep, device=sample.device).reshape(-1).expand(n)
+        timestep = torch.as_tensor(timestep, device=sample.device).reshape(-1)  # (1,) broadcasts over the batch
+        if len(timestep) not in (1, n):
+            raise ValueError(f"timestep has {len(timestep)} entries for a batch of {n} strokes")
         t_emb = get_timestep_embedding(timestep, 256, flip_sin_to_cos=True, downscale_freq_shift=0)
         cond = F.silu(self.time_embed(t_emb.to(sample.dtype)) + self.context_proj(context.to(sample.dtype)))
         h = self.head_in(sample.reshape(n, -1))
