@@ -13,14 +13,17 @@ RABBIT=(--category rabbit --data data/rabbit_sketchrnn.ndjson --split data/rabbi
 
 # 2. The rabbit diffusion model, trained in two segments (the shipped run): 3,000 steps of batch 64 with a
 #    cosine schedule ending at step 3,000 (54 min), then resumed with the schedule stretched to 7,000 steps
-#    (a warm restart) until 112 minutes of cumulative training time. checkpoint-1000 (24.2 min) is the
-#    equal-budget model of step 4.
+#    (a warm restart); the shipped weights are checkpoint-6500 (108 min of cumulative training time; the run
+#    was stopped there by hand). checkpoint-1000 (24.2 min) is the equal-budget model of step 4.
 python train.py "${RABBIT[@]}" --output-dir models/rabbit --max-steps 3000 --checkpointing-steps 250 \
     --checkpoints-total-limit 20 --sample-interval 500 --resume-from-checkpoint latest
 python train.py "${RABBIT[@]}" --output-dir outputs/rabbit_ckpt1000 --export-only \
     --resume-from-checkpoint models/rabbit/checkpoints/checkpoint-1000
 python train.py "${RABBIT[@]}" --output-dir models/rabbit --max-steps 7000 --max-train-minutes 112 \
     --checkpointing-steps 500 --checkpoints-total-limit 20 --sample-interval 1000 --resume-from-checkpoint latest
+python train.py "${RABBIT[@]}" --output-dir models/rabbit --max-steps 7000 --max-train-minutes 112 \
+    --checkpointing-steps 500 --checkpoints-total-limit 20 --sample-interval 1000 --export-only \
+    --resume-from-checkpoint models/rabbit/checkpoints/checkpoint-6500
 
 # 3. The Sketch-RNN baseline, same data, wall-clock budget of our checkpoint-1000 (24.2 min, see README).
 python train_sketch_rnn.py "${RABBIT[@]}" --output-dir outputs/sketchrnn_rabbit --max-train-minutes "${BASELINE_MINUTES:-24.2}"
@@ -34,7 +37,8 @@ python evaluate.py --generated outputs/sketchrnn_rabbit/samples.ndjson "${RABBIT
 python evaluate.py --model outputs/rabbit_ckpt1000 "${RABBIT[@]}" --out results/rabbit_diffusion_equal_budget_metrics.json
 python benchmarks/fid_vs_training_time.py --run models/rabbit --checkpoints models/rabbit/checkpoints \
     --data data/rabbit_sketchrnn.ndjson --split data/rabbit_sketchrnn.split.json --num-samples 500 \
-    --steps 1000 3000 4500 6500 --out results/rabbit_fid_vs_time.json
+    --steps 3000 4500 6500 --out results/rabbit_fid_vs_time.json
+python evaluate.py --model outputs/rabbit_ckpt1000 "${RABBIT[@]}" --num-samples 500 --out results/rabbit_ckpt1000_500_metrics.json
 
 # 5. cat and bus: the 25 real drawings reachable here, with augmentation (a demonstration only).
 for c in cat bus; do
