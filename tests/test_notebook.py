@@ -30,7 +30,8 @@ def printed_numbers(nb) -> list[str]:
     text = []
     for cell in nb.cells:
         if "metrics" in cell.metadata.get("tags", []):
-            text += [o.get("text", "") for o in cell.outputs if o.output_type == "stream"]
+            # stdout only: stderr carries log timestamps and progress-bar rates, which differ run to run
+            text += [o.get("text", "") for o in cell.outputs if o.output_type == "stream" and o.get("name") == "stdout"]
     return re.findall(r"-?\d+\.\d+|\d+", "".join(text))
 
 
