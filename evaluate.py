@@ -99,6 +99,11 @@ class FeatureCache:
         return features
 
 
+def default_inference_steps(pipe) -> int:
+    """The ``num_inference_steps`` a loaded pipeline uses when the caller gives none."""
+    return inspect.signature(pipe.__call__).parameters["num_inference_steps"].default
+
+
 def generate(model: str, num: int, args) -> tuple[list, dict]:
     """Sample ``num`` sketches (pixel strokes) from a pipeline; also return the sampling settings used."""
     from diffusers import DiffusionPipeline
@@ -113,7 +118,7 @@ def generate(model: str, num: int, args) -> tuple[list, dict]:
 
         cls = {"ddim": DDIMScheduler, "ddpm": DDPMScheduler, "dpm": DPMSolverMultistepScheduler}[args.scheduler]
         pipe.scheduler = cls.from_config(pipe.scheduler.config)
-    steps = args.num_inference_steps or inspect.signature(pipe.__call__).parameters["num_inference_steps"].default
+    steps = args.num_inference_steps or default_inference_steps(pipe)
     generator = torch.Generator().manual_seed(args.seed)
     sketches = []
     for start in range(0, num, args.batch_size):

@@ -7,11 +7,12 @@ Without --model a randomly initialised default-size model is timed with a fixed 
 """
 
 import argparse
-import inspect
 import time
 
 import torch
 from common import machine, peak_rss_mb
+
+from evaluate import default_inference_steps
 
 
 def load(model: str | None, fixed_strokes: int):
@@ -56,14 +57,13 @@ def main():
             n = batch * repeats
             print(f"steps {steps:2d} batch {batch:2d}: {n / seconds:7.2f} sketches/s  ({strokes / n:.1f} strokes/sketch, "
                   f"{seconds / n * 1000:7.1f} ms/sketch)")
-    steps = {} if args.total_steps is None else {"num_inference_steps": args.total_steps}
+    steps = args.total_steps or default_inference_steps(pipe)
     start = time.perf_counter()
     generator, made = torch.Generator().manual_seed(0), 0
     while made < args.total:
-        made += len(pipe(num_sketches=min(500, args.total - made), generator=generator, image_size=32,
-                         **steps, **kwargs).strokes)
-    used = args.total_steps or inspect.signature(pipe.__call__).parameters["num_inference_steps"].default
-    print(f"{args.total} sketches at {used} steps of {type(pipe.scheduler).__name__} (batches of 500): "
+        made += len(pipe(num_sketches=min(500, args.total - made), num_inference_steps=steps, generator=generator,
+                         image_size=32, **kwargs).strokes)
+    print(f"{args.total} sketches at {steps} steps of {type(pipe.scheduler).__name__} (batches of 500): "
           f"{time.perf_counter() - start:.1f} s")
     print(f"peak memory: {peak_rss_mb():.0f} MiB")
     print(f"machine: {machine()}")

@@ -4,12 +4,12 @@
 """
 
 import argparse
-import inspect
 import time
 
 import torch
 from common import SHARED, machine
 
+from evaluate import default_inference_steps
 from pipeline.sketch_rnn import PretrainedSketchRNN, sample_sketches
 
 
@@ -39,14 +39,13 @@ def main():
     pipe = DiffusionPipeline.from_pretrained(args.diffusion, trust_remote_code=True)
     pipe.set_progress_bar_config(disable=True)
 
-    steps = {} if args.steps is None else {"num_inference_steps": args.steps}
-    used = args.steps or inspect.signature(pipe.__call__).parameters["num_inference_steps"].default
+    steps = args.steps or default_inference_steps(pipe)
 
     def diffusion():
         out, generator = [], torch.Generator().manual_seed(0)
         while len(out) < args.num:
-            out += pipe(num_sketches=min(500, args.num - len(out)), generator=generator, image_size=32,
-                        **steps).strokes
+            out += pipe(num_sketches=min(500, args.num - len(out)), num_inference_steps=steps,
+                        generator=generator, image_size=32).strokes
         return out
 
     with torch.no_grad():
@@ -55,7 +54,7 @@ def main():
             "baseline": timed(f"(b) our Sketch-RNN baseline ({baseline.config.hidden_size} LSTM)",
                               lambda: sample_sketches(baseline.step, args.num, baseline.config.max_seq_len,
                                                       baseline.config.scale_factor, progress=False), args.num),
-            "diffusion": timed(f"(c) our diffusion pipeline ({used} {type(pipe.scheduler).__name__} steps)", diffusion, args.num),
+            "diffusion": timed(f"(c) our diffusion pipeline ({steps} {type(pipe.scheduler).__name__} steps)", diffusion, args.num),
         }
     print(f"diffusion / google: {rates['diffusion'] / rates['google']:.2f}x   "
           f"diffusion / baseline: {rates['diffusion'] / rates['baseline']:.2f}x")

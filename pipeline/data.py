@@ -428,7 +428,6 @@ def _cmd_render(args) -> None:
     print(f"wrote {args.out} ({record['word']!r}, {len(strokes)} strokes)")
 
 
-
 def _cmd_stats(args) -> None:
     report = ReadReport()
     sketches = [record_strokes(r) for r in read_drawings(args.input, errors=args.errors, report=report)]
