@@ -26,7 +26,8 @@ from pipeline.rendering import image_grid, render_svg, sketch_gif, sketches_gif,
 
 REPO = Path(__file__).resolve().parent
 CATEGORIES = ("cat", "bus", "rabbit")
-LIMITS = {"num_sketches": (1, 16), "steps": (5, 50), "temperature": (0.2, 1.5), "seed": (0, 2**31 - 1)}
+LIMITS = {"num_sketches": (1, 16), "steps": (5, 50), "temperature": (0.2, 1.5), "guidance": (1.0, 5.0),
+          "seed": (0, 2**31 - 1)}
 CANVAS_PX = 256  # the drawing canvas in the page; strokes are mapped to the 0..255 sketch canvas
 
 
@@ -79,6 +80,18 @@ def check_range(name: str, value, label: str) -> float:
     return float(value)
 
 
+def default_guidance(category: str) -> float:
+    """The guidance scale the model behind ``category`` was released with (1.0 when it has none)."""
+    return float(get_pipeline(category).config.get("default_guidance_scale", 1.0)) if category in SOURCES else 1.0
+
+
+def check_guidance(pipe, value) -> float:
+    guidance = check_range("guidance", value, "Guidance")
+    if guidance != 1.0 and not pipe.transformer.config.get("context_dropout", 0.0):
+        raise gr.Error("This model was trained without context dropout, so it cannot use guidance: set Guidance to 1.")
+    return guidance
+
+
 def resolve_seed(seed, randomize: bool) -> int:
     if randomize:
         return random.randint(0, LIMITS["seed"][1])
@@ -99,14 +112,15 @@ def write_downloads(category: str, sketches, folder: Path) -> list[str]:
     return files + [str(ndjson)]
 
 
-def generate(category, num_sketches, seed, randomize_seed, steps, temperature):
+def generate(category, num_sketches, seed, randomize_seed, steps, temperature, guidance):
     """Draw sketches; returns (animated GIF path, grid image, download files, seed used)."""
     num = int(check_range("num_sketches", num_sketches, "Number of sketches"))
     steps = int(check_range("steps", steps, "Inference steps"))
     temperature = check_range("temperature", temperature, "Diversity (temperature)")
     seed = resolve_seed(seed, randomize_seed)
     pipe = get_pipeline(category)
-    out = pipe(num_sketches=num, num_inference_steps=steps, temperature=temperature,
+    guidance = check_guidance(pipe, guidance)
+    out = pipe(num_sketches=num, num_inference_steps=steps, guidance_scale=guidance, temperature=temperature,
                generator=torch.Generator().manual_seed(seed), image_size=192)
     folder = Path(tempfile.mkdtemp(prefix="sketch_"))
     gif = folder / f"{category}_{seed}.gif"
@@ -131,18 +145,19 @@ def parse_strokes(strokes_json: str) -> list[np.ndarray]:
     return arrays
 
 
-def complete(category, strokes_json, seed, randomize_seed, steps, temperature):
+def complete(category, strokes_json, seed, randomize_seed, steps, temperature, guidance):
     """Continue the visitor's strokes; returns (GIF path of the drawing as it continues, final image, seed used)."""
     prefix = parse_strokes(strokes_json)
     steps = int(check_range("steps", steps, "Inference steps"))
     temperature = check_range("temperature", temperature, "Diversity (temperature)")
     seed = resolve_seed(seed, randomize_seed)
     pipe = get_pipeline(category)
+    guidance = check_guidance(pipe, guidance)
     limit = pipe.transformer.config.max_strokes
     if len(prefix) >= limit:
         raise gr.Error(f"The model draws at most {limit} strokes; you drew {len(prefix)}.")
-    out = pipe(num_sketches=1, num_inference_steps=steps, temperature=temperature, prefix_strokes=prefix,
-               generator=torch.Generator().manual_seed(seed), image_size=256)
+    out = pipe(num_sketches=1, num_inference_steps=steps, guidance_scale=guidance, temperature=temperature,
+               prefix_strokes=prefix, generator=torch.Generator().manual_seed(seed), image_size=256)
     gif = Path(tempfile.mkdtemp(prefix="complete_")) / f"{category}_{seed}.gif"
     gif.write_bytes(sketch_gif(out.strokes[0], size=256))
     return str(gif), out.images[0], seed
@@ -200,6 +215,9 @@ def build_demo() -> gr.Blocks:
             category = gr.Dropdown(categories, value=categories[0], label="Category")
             steps = gr.Slider(*LIMITS["steps"], value=DEFAULT_NUM_INFERENCE_STEPS, step=1, label="Inference steps per stroke")
             temperature = gr.Slider(*LIMITS["temperature"], value=1.0, step=0.05, label="Diversity (temperature)")
+            guidance = gr.Slider(*LIMITS["guidance"], value=default_guidance(categories[0]), step=0.25,
+                                 label="Guidance (how closely each stroke follows the drawing so far)")
+        category.change(default_guidance, category, guidance)  # each model's own released value
         with gr.Row():
             seed = gr.Number(value=0, precision=0, minimum=LIMITS["seed"][0], maximum=LIMITS["seed"][1], label="Seed")
             randomize = gr.Checkbox(value=False, label="Random seed")
@@ -211,7 +229,7 @@ def build_demo() -> gr.Blocks:
                 grid = gr.Image(label="Finished sketches", type="pil", format="png")
             files = gr.File(label="Downloads (SVG per sketch, ndjson in the official schema)", file_count="multiple")
             used_seed = gr.Number(label="Seed used", interactive=False)
-            run.click(generate, [category, num, seed, randomize, steps, temperature], [gif, grid, files, used_seed],
+            run.click(generate, [category, num, seed, randomize, steps, temperature, guidance], [gif, grid, files, used_seed],
                       api_name="generate", concurrency_limit=2)
         with gr.Tab("Complete my sketch"):
             gr.Markdown("Draw the first strokes below, then let the model continue.")
@@ -224,7 +242,7 @@ def build_demo() -> gr.Blocks:
                                           elem_id="complete-gif")
                 completion = gr.Image(label="Finished sketch", type="pil", format="png")
             completion_seed = gr.Number(label="Seed used", interactive=False)
-            go.click(complete, [category, strokes_json, seed, randomize, steps, temperature],
+            go.click(complete, [category, strokes_json, seed, randomize, steps, temperature, guidance],
                      [completion_gif, completion, completion_seed], api_name="complete", concurrency_limit=2)
     demo.queue(max_size=32, default_concurrency_limit=2)
     return demo

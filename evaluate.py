@@ -50,6 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", required=True, help="metrics JSON to write")
     p.add_argument("--num-samples", type=int, help="generated sketches (default: as many as the test set)")
     p.add_argument("--num-inference-steps", type=int, default=None, help="default: the pipeline's default")
+    p.add_argument("--guidance-scale", type=float, default=None,
+                   help="classifier-free guidance scale; default: the pipeline's default_guidance_scale")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--stroke-format", choices=("simplified", "raw"), default="simplified",
                    help="the pipeline's stroke_format: 'simplified' puts generated sketches in the official "
@@ -119,14 +121,16 @@ def generate(model: str, num: int, args) -> tuple[list, dict]:
         cls = {"ddim": DDIMScheduler, "ddpm": DDPMScheduler, "dpm": DPMSolverMultistepScheduler}[args.scheduler]
         pipe.scheduler = cls.from_config(pipe.scheduler.config)
     steps = args.num_inference_steps or default_inference_steps(pipe)
+    guidance_scale = pipe.config.default_guidance_scale if args.guidance_scale is None else args.guidance_scale
     generator = torch.Generator().manual_seed(args.seed)
     sketches = []
     for start in range(0, num, args.batch_size):
         out = pipe(num_sketches=min(args.batch_size, num - start), num_inference_steps=steps,
-                   temperature=args.temperature, stroke_format=args.stroke_format, generator=generator,
-                   image_size=32)
+                   guidance_scale=guidance_scale, temperature=args.temperature, stroke_format=args.stroke_format,
+                   generator=generator, image_size=32)
         sketches.extend(out.strokes)
-    settings = {"num_inference_steps": steps, "scheduler": type(pipe.scheduler).__name__,
+    settings = {"num_inference_steps": steps, "guidance_scale": guidance_scale,
+                "scheduler": type(pipe.scheduler).__name__,
                 "temperature": args.temperature, "stroke_format": args.stroke_format, "seed": args.seed,
                 "batch_size": args.batch_size}
     return sketches, settings

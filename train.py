@@ -4,9 +4,10 @@
     python train.py --category rabbit --data data/rabbit_sketchrnn.ndjson --split data/rabbit_sketchrnn.split.json
 
 Writes a Hub-ready pipeline folder (EMA weights) to --output-dir, with ``training_config.json``,
-``provenance.json``, checkpoints under ``checkpoints/``, samples under ``samples/`` and the loss log
-under ``logs/``. Runs unchanged on CPU, one GPU (``--mixed-precision bf16``) and several GPUs (DDP
-through ``accelerate config``). Interrupted runs resume with ``--resume-from-checkpoint latest``.
+``provenance.json``, checkpoints under ``checkpoints/``, samples under ``samples/`` and the loss logs
+under ``logs/`` (``train_log.jsonl``; ``validation_log.jsonl`` with ``--validation-size``). Runs unchanged
+on CPU, one GPU (``--mixed-precision bf16``) and several GPUs (DDP through ``accelerate config``).
+Interrupted runs resume with ``--resume-from-checkpoint latest``.
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
                                    "drawing); default: official for the official file, else all")
     g.add_argument("--cache-dir", default=os.path.join(os.path.expanduser("~"), ".cache", "sketch_diffusion"),
                    help="cache of the Arrow datasets built from ndjson files")
-    g.add_argument("--augment", type=float, default=0.0,
-                   help="strength of random affine augmentation (0 = off; 1 = up to 15%% scale, 10 degrees, 10%% shift)")
+    g.add_argument("--augment", type=float, default=0.5,
+                   help="strength of random augmentation, each sketch re-fitted to the canvas afterwards (0 = off; "
+                        "1 = rotations up to 10 degrees and each axis stretched by up to 15%%)")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -69,12 +71,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--num-heads", type=int, default=4, help="attention heads")
     g.add_argument("--head-hidden-size", type=int, default=512, help="width of the denoiser MLP")
     g.add_argument("--head-num-blocks", type=int, default=4, help="adaLN blocks of the denoiser")
-    g.add_argument("--dropout", type=float, default=0.0)
-    g.add_argument("--prediction-type", default="epsilon", choices=("epsilon", "v_prediction", "sample"))
+    g.add_argument("--dropout", type=float, default=0.1, help="dropout in the stroke transformer")
+    g.add_argument("--context-dropout", type=float, default=0.1,
+                   help="fraction of strokes trained with the null context instead of their history, which "
+                        "enables classifier-free guidance at sampling time (0 = off)")
+    g.add_argument("--prediction-type", default="v_prediction", choices=("epsilon", "v_prediction", "sample"),
+                   help="what the denoiser predicts; v_prediction lets sampling start from pure noise (see README)")
     g.add_argument("--num-train-timesteps", type=int, default=1000)
     g.add_argument("--beta-schedule", default="squaredcos_cap_v2", help="DDPM beta schedule")
     g.add_argument("--sampling-scheduler", default="dpm", choices=("ddim", "dpm", "ddpm"),
                    help="scheduler saved with the pipeline (any diffusers scheduler can be swapped in later)")
+    g.add_argument("--guidance-scale", type=float, default=1.0,
+                   help="default classifier-free guidance scale saved with the pipeline (1.0 = none; the README "
+                        "measures why that is the default)")
 
     g = p.add_argument_group("optimisation")
     g.add_argument("--train-batch-size", type=int, default=64, help="sketches per step per device")
@@ -99,6 +108,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="default: accelerate config's choice")
     g.add_argument("--seed", type=int, default=0)
 
+    g = p.add_argument_group("validation")
+    g.add_argument("--validation-size", type=int, default=0,
+                   help="hold out this many training drawings (chosen with --seed) and log their loss (0 = none)")
+    g.add_argument("--validation-interval", type=int, default=250, help="log the validation loss every N steps")
+
     g = p.add_argument_group("output")
     g.add_argument("--output-dir", required=True, help="pipeline folder to write (also holds checkpoints, samples, logs)")
     g.add_argument("--checkpointing-steps", type=int, default=500, help="save a checkpoint every N steps")
@@ -113,13 +127,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--debug-kill-at-step", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     for name in ("train_batch_size", "noise_draws", "points_per_stroke", "max_strokes", "checkpointing_steps",
-                 "gradient_accumulation_steps", "num_epochs", "checkpoints_total_limit"):
+                 "gradient_accumulation_steps", "num_epochs", "checkpoints_total_limit", "validation_interval"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.max_steps is not None and args.max_steps < 1:
         p.error("--max-steps must be at least 1")
+    if args.validation_size < 0:
+        p.error("--validation-size must be >= 0")
     if args.export_only and not args.resume_from_checkpoint:
         p.error("--export-only needs --resume-from-checkpoint")
+    if not 0.0 <= args.context_dropout < 1.0:
+        p.error(f"--context-dropout must be in [0, 1), got {args.context_dropout}")
+    if args.guidance_scale < 0:
+        p.error(f"--guidance-scale must be >= 0, got {args.guidance_scale}")
+    if args.guidance_scale != 1.0 and args.context_dropout == 0:
+        p.error("--guidance-scale other than 1.0 needs --context-dropout > 0 (the null context is never trained otherwise)")
     return args
 
 
@@ -143,14 +165,20 @@ def load_training_sketches(args) -> tuple[list, dict]:
 
 
 def load_training_data(args):
-    """Train sketches packed for the model: ``strokes (N, S, P, 2)``, ``lengths (N,)`` tensors, and provenance."""
+    """Sketches packed for the model and provenance: ``(strokes (N, S, P, 2), lengths (N,))`` to train on and the
+    same for the ``--validation-size`` held-out drawings (empty tensors when none are held out)."""
     train, provenance = load_training_sketches(args)
     strokes, lengths, kept = pack_sketches(train, args.points_per_stroke, args.max_strokes)
     if len(kept) == 0:
         raise ValueError(f"every training drawing has more than --max-strokes={args.max_strokes} strokes")
-    provenance["drawings"] = {"train_rows": len(train), "used": int(len(kept)),
+    if args.validation_size >= len(kept):
+        raise ValueError(f"--validation-size {args.validation_size} leaves nothing to train on ({len(kept)} drawings)")
+    order = np.random.default_rng([args.seed, len(kept)]).permutation(len(kept))
+    held_out, used = np.sort(order[: args.validation_size]), np.sort(order[args.validation_size :])
+    provenance["drawings"] = {"train_rows": len(train), "used": int(len(used)), "validation": int(len(held_out)),
                               "filtered_out": {f"more than {args.max_strokes} strokes": int(len(train) - len(kept))}}
-    return torch.from_numpy(strokes), torch.from_numpy(lengths), provenance
+    strokes, lengths = torch.from_numpy(strokes), torch.from_numpy(lengths)
+    return (strokes[used], lengths[used]), (strokes[held_out], lengths[held_out]), provenance
 
 
 def _is_official(path, category) -> bool:
@@ -158,19 +186,25 @@ def _is_official(path, category) -> bool:
     return spec is not None and git_blob_sha1(path) == spec.git_blob_sha1
 
 
-def augment(strokes: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:
-    """Random similarity transform per sketch of ``strokes (B, S, P, 2)`` in [-1, 1]; results clamped to [-1, 1]."""
+def augment(strokes: torch.Tensor, lengths: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:
+    """Randomly rotate (up to 10 degrees x strength) and stretch each axis (up to 15% x strength) every sketch of
+    ``strokes (B, S, P, 2)`` in [-1, 1] with ``lengths (B,)``, then fit it to the canvas again as the official files
+    are (longer side spanning [-1, 1], touching the top and left edges). Padding strokes stay zero."""
     if strength <= 0:
         return strokes
-    b = strokes.shape[0]
-    u = torch.rand(b, 4, generator=generator) * 2 - 1
-    scale = 1 + 0.15 * strength * u[:, 0]
-    angle = math.radians(10) * strength * u[:, 1]
-    shift = 0.1 * strength * u[:, 2:]
-    cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
-    rot = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)  # (B, 2, 2)
-    out = torch.einsum("bij,bspj->bspi", rot, strokes) + shift[:, None, None, :]
-    return out.clamp(-1, 1)
+    b, s = strokes.shape[:2]
+    u = torch.rand(b, 3, generator=generator) * 2 - 1
+    angle = math.radians(10) * strength * u[:, 0]
+    sx, sy = 1 + 0.15 * strength * u[:, 1], 1 + 0.15 * strength * u[:, 2]
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    matrix = torch.stack([torch.stack([cos * sx, -sin * sy], -1), torch.stack([sin * sx, cos * sy], -1)], -2)
+    out = torch.einsum("bij,bspj->bspi", matrix, strokes)
+    valid = (torch.arange(s)[None, :] < lengths[:, None])[:, :, None, None]  # (B, S, 1, 1)
+    low = torch.where(valid, out, torch.inf).amin(dim=(1, 2))  # (B, 2)
+    high = torch.where(valid, out, -torch.inf).amax(dim=(1, 2))
+    extent = (high - low).amax(dim=-1).clamp_min(1e-6)  # (B,)
+    out = (out - low[:, None, None, :]) * (2.0 / extent)[:, None, None, None] - 1.0
+    return torch.where(valid, out, torch.zeros(()))
 
 
 def batch_indices(step: int, micro: int, args, num_items: int, process: int, num_processes: int) -> np.ndarray:
@@ -198,7 +232,8 @@ class DiffusionObjective(torch.nn.Module):
         """Teacher-forced loss of ``strokes (B, S, P, 2)`` in [-1, 1] with ``lengths (B,)``.
 
         One encoder pass gives the context of every stroke; every real stroke is noised ``noise_draws``
-        times at uniform timesteps (noise drawn from ``generator`` on the CPU). Returns
+        times at uniform timesteps (noise drawn from ``generator`` on the CPU), and in training mode a
+        ``context_dropout`` fraction of them sees the model's null context instead of its history. Returns
         ``(total, denoising_loss, stop_loss)``.
         """
         device, s = strokes.device, strokes.shape[1]
@@ -211,6 +246,9 @@ class DiffusionObjective(torch.nn.Module):
         noise = torch.randn(x0.shape, generator=generator).to(device)
         t = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (x0.shape[0],),
                           generator=generator).to(device)
+        if self.training and self.model.config.context_dropout > 0:
+            drop = torch.rand(x0.shape[0], generator=generator).to(device) < self.model.config.context_dropout
+            cond = torch.where(drop[:, None], self.model.null_context.to(cond.dtype), cond)
         noisy = self.noise_scheduler.add_noise(x0, noise, t)
         kind = self.noise_scheduler.config.prediction_type
         if kind == "epsilon":
@@ -226,6 +264,21 @@ class DiffusionObjective(torch.nn.Module):
         stop_logits = self.model.stop_logits(context).float()
         stop_loss = F.binary_cross_entropy_with_logits(stop_logits[stop_mask], stop_target[stop_mask])
         return denoise_loss + self.stop_loss_weight * stop_loss, denoise_loss, stop_loss
+
+
+@torch.no_grad()
+def validation_loss(model: StrokeDiffusionModel, noise_scheduler, strokes: torch.Tensor, lengths: torch.Tensor,
+                    args) -> dict:
+    """Denoising and stop losses of held-out sketches: the same noise every time, no context dropout."""
+    objective = DiffusionObjective(model, noise_scheduler, args.noise_draws, args.stop_loss_weight).eval()
+    generator = torch.Generator().manual_seed(args.seed)
+    sums, count = np.zeros(2), 0
+    for start in range(0, len(strokes), args.train_batch_size):
+        batch = slice(start, start + args.train_batch_size)
+        _, denoise, stop = objective(strokes[batch], lengths[batch], generator)
+        n = len(strokes[batch])
+        sums, count = sums + n * np.array([denoise.item(), stop.item()]), count + n
+    return {"val_denoise_loss": sums[0] / count, "val_stop_loss": sums[1] / count}
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -305,13 +358,16 @@ def build_schedulers(args):
     train_scheduler = DDPMScheduler(num_train_timesteps=args.num_train_timesteps, beta_schedule=args.beta_schedule,
                                     prediction_type=args.prediction_type, clip_sample=True)
     sampler_cls = {"ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler, "ddpm": DDPMScheduler}[args.sampling_scheduler]
-    # "leading" spacing starts sampling at t = 900 of 1000 for 10 steps: the cosine schedule's alpha_bar is ~0 at
-    # t = 999 (where DPM-Solver's default "linspace" starts), and its data prediction there blows up.
-    return train_scheduler, sampler_cls.from_config(train_scheduler.config, timestep_spacing="leading")
+    # Sampling should start from pure noise: t = 999, where the cosine schedule's alpha_bar is ~0. v and sample
+    # prediction are well defined there ("trailing" spacing starts at 999). Epsilon prediction is not (x0 = (x - eps)
+    # / sqrt(alpha_bar) blows up and DPM-Solver diverges), so it gets "leading" spacing (first step t = 900 of 10), which
+    # starts from noise the model reads as a slightly noised stroke: strokes come out shorter and more numerous.
+    spacing = "leading" if args.prediction_type == "epsilon" else "trailing"
+    return train_scheduler, sampler_cls.from_config(train_scheduler.config, timestep_spacing=spacing)
 
 
-def make_pipeline(model, sampling_scheduler) -> StrokeDiffusionPipeline:
-    pipe = StrokeDiffusionPipeline(transformer=model, scheduler=sampling_scheduler)
+def make_pipeline(model, sampling_scheduler, guidance_scale: float) -> StrokeDiffusionPipeline:
+    pipe = StrokeDiffusionPipeline(transformer=model, scheduler=sampling_scheduler, default_guidance_scale=guidance_scale)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -359,13 +415,14 @@ def main(argv=None) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     torch.manual_seed(args.seed)
 
-    strokes, lengths, provenance = load_training_data(args)
-    logger.info("training on %d sketches (%s)", len(strokes), provenance["split"]["source"])
+    (strokes, lengths), (val_strokes, val_lengths), provenance = load_training_data(args)
+    logger.info("training on %d sketches (%s), %d held out for validation", len(strokes),
+                provenance["split"]["source"], len(val_strokes))
 
     model = StrokeDiffusionModel(
         points_per_stroke=args.points_per_stroke, max_strokes=args.max_strokes, hidden_size=args.hidden_size,
         num_layers=args.num_layers, num_heads=args.num_heads, head_hidden_size=args.head_hidden_size,
-        head_num_blocks=args.head_num_blocks, dropout=args.dropout)
+        head_num_blocks=args.head_num_blocks, dropout=args.dropout, context_dropout=args.context_dropout)
     noise_scheduler, sampling_scheduler = build_schedulers(args)
     ema = EMAModel(model.parameters(), decay=args.ema_max_decay, use_ema_warmup=True,
                    model_cls=StrokeDiffusionModel, model_config=model.config) if args.use_ema else None
@@ -407,7 +464,7 @@ def main(argv=None) -> None:
             logger.info("resumed from %s at step %d", path, global_step)
 
     def export(step: int, wall_seconds: float) -> None:
-        make_pipeline(export_model(), sampling_scheduler).save_pretrained(output_dir)
+        make_pipeline(export_model(), sampling_scheduler, args.guidance_scale).save_pretrained(output_dir)
         write_json_atomic(output_dir / "training_config.json", vars(args))
         record = dict(provenance, category=args.category, steps=step, max_steps=max_steps,
                       sketches_seen=step * sketches_per_step,
@@ -441,7 +498,7 @@ def main(argv=None) -> None:
                                 accelerator.num_processes)
             seed = np.random.SeedSequence([args.seed, global_step, micro, accelerator.process_index])
             generator = torch.Generator().manual_seed(int(seed.generate_state(1)[0]))
-            batch = augment(strokes[idx], args.augment, generator).to(accelerator.device)
+            batch = augment(strokes[idx], lengths[idx], args.augment, generator).to(accelerator.device)
             with accelerator.accumulate(objective), accelerator.autocast():
                 loss, denoise_loss, stop_loss = objective(batch, lengths[idx].to(accelerator.device), generator)
                 accelerator.backward(loss)
@@ -468,8 +525,14 @@ def main(argv=None) -> None:
         if global_step % args.checkpointing_steps == 0 or global_step == max_steps:
             save_checkpoint(accelerator, checkpoint_dir, global_step, args.checkpoints_total_limit, elapsed)
             saved_step = global_step
+        if accelerator.is_main_process and len(val_strokes) and global_step % args.validation_interval == 0:
+            val = validation_loss(export_model(), noise_scheduler, val_strokes, val_lengths, args)
+            accelerator.log(val, step=global_step)
+            with open(log_file.with_name("validation_log.jsonl"), "a") as f:
+                f.write(json.dumps(dict(val, step=global_step, elapsed_seconds=round(elapsed, 2))) + "\n")
+            logger.info("step %d: validation denoise loss %.4f, stop loss %.4f", global_step, *val.values())
         if accelerator.is_main_process and args.sample_interval and global_step % args.sample_interval == 0:
-            render_samples(make_pipeline(export_model(), sampling_scheduler), output_dir / "samples",
+            render_samples(make_pipeline(export_model(), sampling_scheduler, args.guidance_scale), output_dir / "samples",
                            global_step, args.num_samples, args.seed)
         if args.debug_kill_at_step is not None and global_step == args.debug_kill_at_step:
             os.kill(os.getpid(), signal.SIGKILL)  # for the resume test: die like a killed job

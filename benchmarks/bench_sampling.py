@@ -1,4 +1,5 @@
-"""Sampling speed of the diffusion pipeline: sketches/s at batch 1 and 64, 20 and 50 steps; 2,000 sketches.
+"""Sampling speed of the diffusion pipeline: sketches/s at batch 1 and 64, 20 and 50 steps; 2,000 sketches
+with the pipeline's defaults, without guidance and without history simplification.
 
     python benchmarks/bench_sampling.py --model models/rabbit
 
@@ -58,13 +59,19 @@ def main():
             print(f"steps {steps:2d} batch {batch:2d}: {n / seconds:7.2f} sketches/s  ({strokes / n:.1f} strokes/sketch, "
                   f"{seconds / n * 1000:7.1f} ms/sketch)")
     steps = args.total_steps or default_inference_steps(pipe)
-    start = time.perf_counter()
-    generator, made = torch.Generator().manual_seed(0), 0
-    while made < args.total:
-        made += len(pipe(num_sketches=min(500, args.total - made), num_inference_steps=steps, generator=generator,
-                         image_size=32, **kwargs).strokes)
-    print(f"{args.total} sketches at {steps} steps of {type(pipe.scheduler).__name__} (batches of 500): "
-          f"{time.perf_counter() - start:.1f} s")
+    guidance = pipe.config.default_guidance_scale
+    settings = [(f"defaults (guidance_scale={guidance}, simplified history)", {})]
+    if guidance != 1.0:
+        settings.append(("no guidance (guidance_scale=1.0)", {"guidance_scale": 1.0}))
+    settings.append(("raw strokes as history (simplify_history=False)", {"simplify_history": False}))
+    for name, extra in settings:
+        start = time.perf_counter()
+        generator, made = torch.Generator().manual_seed(0), 0
+        while made < args.total:
+            made += len(pipe(num_sketches=min(500, args.total - made), num_inference_steps=steps, generator=generator,
+                             image_size=32, **kwargs, **extra).strokes)
+        print(f"{args.total} sketches at {steps} steps of {type(pipe.scheduler).__name__}, {name}, batches of 500: "
+              f"{time.perf_counter() - start:.1f} s")
     print(f"peak memory: {peak_rss_mb():.0f} MiB")
     print(f"machine: {machine()}")
 

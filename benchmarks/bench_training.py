@@ -1,4 +1,4 @@
-"""Training throughput of the default configuration: optimizer steps/s and sketches/s.
+"""Training throughput of the default configuration (train.py's defaults): optimizer steps/s and sketches/s.
 
     python benchmarks/bench_training.py [--steps 30] [--batch-size 64]
 
@@ -27,7 +27,8 @@ def main():
     model = StrokeDiffusionModel(points_per_stroke=train_args.points_per_stroke, max_strokes=train_args.max_strokes,
                                  hidden_size=train_args.hidden_size, num_layers=train_args.num_layers,
                                  num_heads=train_args.num_heads, head_hidden_size=train_args.head_hidden_size,
-                                 head_num_blocks=train_args.head_num_blocks).to(device)
+                                 head_num_blocks=train_args.head_num_blocks, dropout=train_args.dropout,
+                                 context_dropout=train_args.context_dropout).to(device)
     noise_scheduler, _ = build_schedulers(train_args)
     objective = DiffusionObjective(model, noise_scheduler, train_args.noise_draws, train_args.stop_loss_weight)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)

@@ -71,8 +71,10 @@ def main():
                       "--split", config["split"], "--output-dir", tmp, "--export-only", "--resume-from-checkpoint", str(ckpt),
                       "--cache-dir", config["cache_dir"], "--logger", "none"]
             for key in ("points_per_stroke", "max_strokes", "hidden_size", "num_layers", "num_heads", "head_hidden_size",
-                        "head_num_blocks", "prediction_type", "beta_schedule", "sampling_scheduler", "max_steps"):
-                export += [f"--{key.replace('_', '-')}", str(config[key])]
+                        "head_num_blocks", "dropout", "context_dropout", "prediction_type", "beta_schedule",
+                        "sampling_scheduler", "guidance_scale", "max_steps"):
+                if key in config:  # runs from before guidance have no context_dropout / guidance_scale
+                    export += [f"--{key.replace('_', '-')}", str(config[key])]
             subprocess.run(export, check=True, capture_output=True, text=True)
             metrics_file = Path(tmp) / "metrics.json"
             evaluate = [sys.executable, str(REPO / "evaluate.py"), "--model", tmp, "--category", args.category,

@@ -78,7 +78,8 @@ def _format_metrics(metrics: dict | None) -> str:
                   f"(W1 {s['wasserstein']:.2f})" for name, s in stats.items()]
     sampling = metrics.get("sampling") or {}
     lines += ["", f"Sampling: {sampling.get('num_inference_steps')} {sampling.get('scheduler', '')} steps per stroke, "
-                  f"temperature {sampling.get('temperature')}, seed {sampling.get('seed')}, strokes in the "
+                  f"guidance scale {sampling.get('guidance_scale', 1.0)}, temperature {sampling.get('temperature')}, "
+                  f"seed {sampling.get('seed')}, strokes in the "
                   f"{sampling.get('stroke_format', 'simplified')} format. Full record: `metrics.json`."]
     return "\n".join(lines)
 
@@ -116,15 +117,17 @@ def build_model_card(model_dir: str | os.PathLike, repo_id: str | None = None):
     training_data = (
         f"`{Path(provenance['data_file']['path']).name}` ({provenance['data_file']['bytes']:,} bytes, git blob sha1 "
         f"`{provenance['data_file']['git_blob_sha1']}`; official file: {'yes' if official else 'no'}), split: "
-        f"{provenance['split']['source']}. {drawings['used']:,} of {drawings['train_rows']:,} train drawings used; "
-        f"filtered out: {drawings['filtered_out']}.")
+        f"{provenance['split']['source']}. {drawings['used']:,} of {drawings['train_rows']:,} train drawings used"
+        + (f" ({drawings['validation']:,} held out for the validation loss)" if drawings.get("validation") else "")
+        + f"; filtered out: {drawings['filtered_out']}.")
     hardware = provenance["hardware"]
     procedure = (
         f"`train.py` with Accelerate: {provenance['steps']:,} steps of batch {config['train_batch_size']} "
         f"({config['noise_draws']} noise draws per stroke), AdamW lr {config['learning_rate']} with {config['lr_scheduler']} "
         f"schedule and {config['lr_warmup_steps']} warm-up steps, EMA {'on' if config['use_ema'] else 'off'}, "
-        f"augmentation {config['augment']}, {config['prediction_type']} prediction, {config['beta_schedule']} DDPM schedule "
-        f"({config['num_train_timesteps']} steps); sampling scheduler {config['sampling_scheduler']}. "
+        f"augmentation {config['augment']}, dropout {config.get('dropout', 0.0)}, context dropout (for guidance) "
+        f"{config.get('context_dropout', 0.0)}, {config['prediction_type']} prediction, {config['beta_schedule']} DDPM "
+        f"schedule ({config['num_train_timesteps']} steps); sampling scheduler {config['sampling_scheduler']}. "
         f"Wall time {provenance['wall_time_seconds'] / 60:.1f} min on {hardware['platform']} "
         f"({hardware['cpu_count']} CPU cores{', ' + hardware['gpu'] if hardware.get('gpu') else ''}). "
         f"Full configuration: `training_config.json`; provenance: `provenance.json`.")
@@ -132,6 +135,7 @@ def build_model_card(model_dir: str | os.PathLike, repo_id: str | None = None):
         card_data, template_path=str(TEMPLATE), title=f"Stroke-by-stroke sketch diffusion: {category}",
         data_notice=notice, category=category, points_per_stroke=config["points_per_stroke"],
         max_strokes=config["max_strokes"], parameters_m=f"{provenance['parameters'] / 1e6:.1f}",
+        guidance_scale=(_load_json(model_dir / "model_index.json") or {}).get("default_guidance_scale", 1.0),
         repo_id=repo_id or str(model_dir), training_data=training_data, training_procedure=procedure,
         evaluation=_format_metrics(metrics))
 

@@ -150,10 +150,11 @@ def write_standin_corpus(model: PretrainedSketchRNN, num: int, out: str | Path, 
     """Write ``num`` samples in the official ndjson schema, each marked synthetic, plus a split file.
 
     Records carry ``countrycode "ZZ"`` and a ``source`` naming the model file (with its sha256) and the
-    temperature. The split puts the last ``num_test`` lines in test and the rest in train.
+    temperature. The split puts the last ``num_test`` lines in test and the rest in train (``num_test == num``
+    makes a held-out set of test drawings only, e.g. a validation corpus with another seed).
     """
-    if num <= num_test:
-        raise ValueError(f"--num {num} must exceed the {num_test} test drawings")
+    if num < num_test or num_test < 0:
+        raise ValueError(f"--num-test {num_test} must be between 0 and --num {num}")
     out = Path(out)
     sketches = model.sample(num, temperature=temperature, seed=seed)
     source = f"sketch-rnn:{model.path.name}:sha256={file_digest(model.path)[:16]}:temperature={temperature}:seed={seed}"

@@ -35,8 +35,7 @@ TINY_MODEL = dict(points_per_stroke=8, max_strokes=12, hidden_size=32, num_layer
                   head_hidden_size=64, head_num_blocks=1)
 
 
-@pytest.fixture
-def tiny_pipeline():
+def make_tiny_pipeline(**model_overrides):
     """An untrained tiny pipeline with a DDIM scheduler (weights seeded, so tests are reproducible)."""
     import torch
     from diffusers import DDIMScheduler
@@ -44,10 +43,22 @@ def tiny_pipeline():
     from pipeline import StrokeDiffusionModel, StrokeDiffusionPipeline
 
     torch.manual_seed(0)
-    model = StrokeDiffusionModel(**TINY_MODEL)
+    model = StrokeDiffusionModel(**{**TINY_MODEL, **model_overrides})
     for p in model.parameters():  # zero-initialised output layers would make every sample identical
         torch.nn.init.normal_(p, std=0.2)
     scheduler = DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
     pipe = StrokeDiffusionPipeline(transformer=model.eval(), scheduler=scheduler)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+@pytest.fixture
+def tiny_pipeline():
+    """A tiny pipeline whose model was set up without context dropout (no guidance)."""
+    return make_tiny_pipeline()
+
+
+@pytest.fixture
+def guided_pipeline():
+    """A tiny pipeline whose model was set up for classifier-free guidance (context dropout > 0)."""
+    return make_tiny_pipeline(context_dropout=0.1)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import REPO
+from conftest import REPO, make_tiny_pipeline
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -26,12 +26,12 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def space(tmp_path_factory, request):
-    """``python app.py`` on a tiny saved pipeline, on a free loopback port."""
+    """``python app.py`` on tiny saved pipelines (cat: trained for guidance, bus: not), on a free loopback port."""
     folder = tmp_path_factory.mktemp("space")
-    pipe = request.getfixturevalue("tiny_pipeline_module")
-    pipe.save_pretrained(folder / "cat")
+    request.getfixturevalue("tiny_pipeline_module").save_pretrained(folder / "cat")
+    make_tiny_pipeline().save_pretrained(folder / "bus")
     port = free_port()
-    env = dict(os.environ, SKETCH_MODELS=f"cat={folder / 'cat'}", GRADIO_SERVER_PORT=str(port),
+    env = dict(os.environ, SKETCH_MODELS=f"cat={folder / 'cat'},bus={folder / 'bus'}", GRADIO_SERVER_PORT=str(port),
                GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1")
     log = open(folder / "app.log", "w")
     proc = subprocess.Popen([sys.executable, str(REPO / "app.py")], env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -58,24 +58,16 @@ def space(tmp_path_factory, request):
 
 @pytest.fixture(scope="module")
 def tiny_pipeline_module():
-    import torch
-    from diffusers import DDIMScheduler
-
-    from conftest import TINY_MODEL
-    from pipeline import StrokeDiffusionModel, StrokeDiffusionPipeline
-
-    torch.manual_seed(0)
-    model = StrokeDiffusionModel(**TINY_MODEL)
-    for p in model.parameters():
-        torch.nn.init.normal_(p, std=0.2)
-    return StrokeDiffusionPipeline(transformer=model.eval(), scheduler=DDIMScheduler(beta_schedule="squaredcos_cap_v2"))
+    pipe = make_tiny_pipeline(context_dropout=0.1)
+    pipe.register_to_config(default_guidance_scale=2.0)
+    return pipe
 
 
 def test_api_generates_gif_grid_and_downloads(space):
     from gradio_client import Client
 
     client = Client(space, verbose=False)
-    gif, grid, files, seed = client.predict("cat", 3, 5, False, 5, 1.0, api_name="/generate")
+    gif, grid, files, seed = client.predict("cat", 3, 5, False, 5, 1.0, 2.0, api_name="/generate")
     with Image.open(gif) as image:
         assert image.format == "GIF" and image.n_frames >= 2
     assert Image.open(grid).size[0] > 192  # a grid of several sketches
@@ -91,9 +83,11 @@ def test_api_same_seed_same_result(space):
     from gradio_client import Client
 
     client = Client(space, verbose=False)
-    first = client.predict("cat", 2, 11, False, 5, 1.0, api_name="/generate")
-    second = client.predict("cat", 2, 11, False, 5, 1.0, api_name="/generate")
+    first = client.predict("cat", 2, 11, False, 5, 1.0, 2.0, api_name="/generate")
+    second = client.predict("cat", 2, 11, False, 5, 1.0, 2.0, api_name="/generate")
     assert Path(first[0]).read_bytes() == Path(second[0]).read_bytes()
+    unguided = client.predict("cat", 2, 11, False, 5, 1.0, 1.0, api_name="/generate")
+    assert Path(first[0]).read_bytes() != Path(unguided[0]).read_bytes()  # the guidance slider reaches the model
 
 
 def test_api_completion_continues_the_strokes(space):
@@ -101,17 +95,19 @@ def test_api_completion_continues_the_strokes(space):
 
     client = Client(space, verbose=False)
     strokes = json.dumps([[[20, 20], [120, 40], [200, 200]], [[50, 200], [60, 100]]])
-    gif, image, seed = client.predict("cat", strokes, 1, False, 5, 1.0, api_name="/complete")
+    gif, image, seed = client.predict("cat", strokes, 1, False, 5, 1.0, 2.0, api_name="/complete")
     with Image.open(gif) as animation:
         assert animation.n_frames >= 3  # blank, the two given strokes, at least ... the final frame
     assert Image.open(image).size == (256, 256)
 
 
 @pytest.mark.parametrize("args, message", [
-    (("cat", 99, 1, False, 5, 1.0), "maximum value 16"),
-    (("cat", 2, 1, False, 500, 1.0), "maximum value 50"),
-    (("cat", 2, 1, False, 5, 0.0), "minimum value 0.2"),
-    (("dog", 2, 1, False, 5, 1.0), "dog"),
+    (("cat", 99, 1, False, 5, 1.0, 2.0), "maximum value 16"),
+    (("cat", 2, 1, False, 500, 1.0, 2.0), "maximum value 50"),
+    (("cat", 2, 1, False, 5, 0.0, 2.0), "minimum value 0.2"),
+    (("cat", 2, 1, False, 5, 1.0, 9.0), "maximum value 5"),
+    (("bus", 2, 1, False, 5, 1.0, 2.0), "trained without context dropout"),
+    (("dog", 2, 1, False, 5, 1.0, 2.0), "dog"),
 ])
 def test_api_out_of_range_inputs_give_clear_errors(space, args, message):
     from gradio_client import Client
@@ -124,7 +120,7 @@ def test_api_completion_without_strokes_is_explained(space):
     from gradio_client import Client
 
     with pytest.raises(Exception, match="Draw at least one stroke"):
-        Client(space, verbose=False).predict("cat", "[]", 1, False, 5, 1.0, api_name="/complete")
+        Client(space, verbose=False).predict("cat", "[]", 1, False, 5, 1.0, 2.0, api_name="/complete")
 
 
 @pytest.fixture

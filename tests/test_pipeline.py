@@ -23,7 +23,7 @@ def sketches_equal(a, b) -> bool:
 def test_output_structure(tiny_pipeline):
     out = tiny_pipeline(num_sketches=3, num_inference_steps=4, generator=torch.Generator().manual_seed(0),
                         max_strokes=6, return_progress=True, return_trajectories=True, image_size=64,
-                        stroke_format="raw")
+                        stroke_format="raw", simplify_history=False)
     assert len(out.strokes) == len(out.images) == len(out.progress) == len(out.trajectories) == 3
     for strokes, image, progress, trajectories in zip(out.strokes, out.images, out.progress, out.trajectories):
         assert 1 <= len(strokes) <= 6
@@ -51,6 +51,20 @@ def test_simplified_strokes_follow_the_official_format(tiny_pipeline):
         assert all(2 <= len(s) <= TINY_MODEL["points_per_stroke"] for s in sketch)  # RDP keeps the ends
         for stroke, path in zip(sketch, trajectories):  # trajectories are mapped onto the same canvas
             np.testing.assert_allclose(path[-1][[0, -1]], stroke[[0, -1]], atol=0.5 + 1e-4)
+
+
+def test_simplified_history_is_the_projected_stroke(tiny_pipeline):
+    from pipeline.representation import pixels_to_unit, simplify_normalized, unit_to_pixels
+
+    def draw(max_strokes, simplify):
+        return tiny_pipeline(num_sketches=4, num_inference_steps=3, max_strokes=max_strokes, stroke_format="raw",
+                             simplify_history=simplify, generator=torch.Generator().manual_seed(0)).strokes
+
+    first_raw, first_simplified = draw(1, False), draw(1, True)
+    for raw, simplified in zip(first_raw, first_simplified):  # the same denoised stroke, then projected
+        expected = unit_to_pixels(simplify_normalized(pixels_to_unit(raw[0])[None]))[0]
+        np.testing.assert_allclose(simplified[0], expected, atol=1e-3)
+    assert not sketches_equal(draw(6, False), draw(6, True))  # later strokes see the projected history
 
 
 def test_same_seed_same_sketches_and_batches_vary_in_length(tiny_pipeline):
@@ -108,11 +122,46 @@ def test_completion_keeps_the_real_prefix(tiny_pipeline):
     ({"prefix_strokes": [np.array([[0, 0], [300, 10]])]}, r"prefix_strokes\[0\] has coordinates outside"),
     ({"prefix_strokes": [np.zeros((2, 2))] * 12}, "leaves none to draw"),
     ({"generator": 5}, "generator must be a torch.Generator"),
+    ({"guidance_scale": -1.0}, "guidance_scale must be a number >= 0"),
+    ({"guidance_scale": 2.0}, "needs a model trained with context dropout"),
     ({"output_type": "latent"}, "output_type"),
 ])
 def test_bad_arguments_say_what_is_wrong(tiny_pipeline, kwargs, message):
     with pytest.raises(ValueError, match=message):
         tiny_pipeline(**{"num_inference_steps": 2, **kwargs})
+
+
+def test_guidance_zero_ignores_the_history_and_guidance_changes_strokes(guided_pipeline):
+    pipe = guided_pipeline
+    torch.manual_seed(1)
+    histories = torch.rand(2, 3, TINY_MODEL["points_per_stroke"], 2) * 2 - 1
+    contexts = pipe.transformer.encode_history(histories)[:, -1:]  # two different histories, (2, 1, D)
+
+    def draw(context, scale):  # the same starting noise for every call
+        return pipe.denoise_stroke(context, 4, scale, torch.Generator().manual_seed(0), 1.0)[0]
+
+    with torch.no_grad():
+        (a0, b0), (a1, b1), (a3, b3) = [(draw(contexts[0], w), draw(contexts[1], w)) for w in (0.0, 1.0, 3.0)]
+    torch.testing.assert_close(a0, b0)  # w = 0: the null context alone, whatever the history
+    assert not torch.allclose(a1, b1)  # w = 1: each history gives its own stroke
+    assert not torch.allclose(a3, a1) and not torch.allclose(b3, b1)  # guidance moves the strokes
+
+
+def test_default_guidance_scale_is_saved_with_the_pipeline(tmp_path):
+    from conftest import make_tiny_pipeline
+
+    pipe = make_tiny_pipeline(context_dropout=0.1)
+    pipe.register_to_config(default_guidance_scale=2.5)
+    pipe.save_pretrained(tmp_path / "p")
+    assert json.loads((tmp_path / "p" / "model_index.json").read_text())["default_guidance_scale"] == 2.5
+    loaded = DiffusionPipeline.from_pretrained(tmp_path / "p", trust_remote_code=True)
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.config.default_guidance_scale == 2.5
+    kwargs = dict(num_sketches=2, num_inference_steps=3, max_strokes=4)
+    default = loaded(**kwargs, generator=torch.Generator().manual_seed(0)).strokes
+    explicit = loaded(**kwargs, guidance_scale=2.5, generator=torch.Generator().manual_seed(0)).strokes
+    unguided = loaded(**kwargs, guidance_scale=1.0, generator=torch.Generator().manual_seed(0)).strokes
+    assert sketches_equal(default, explicit) and not sketches_equal(default, unguided)
 
 
 def test_save_pretrained_writes_hub_layout(tiny_pipeline, tmp_path):

@@ -15,7 +15,7 @@ def test_staged_release_loads_offline_and_card_validates(tmp_path):
 
     from pipeline.release import main as release_main
 
-    run_train(tmp_path, "m", "--max-steps", "3", "--augment", "1.0")
+    run_train(tmp_path, "m", "--max-steps", "3", "--augment", "1.0", "--validation-size", "5")
     data = str(simplified_sample("cat"))
     evaluate = subprocess.run([sys.executable, str(REPO / "evaluate.py"), "--model", str(tmp_path / "m"), "--category",
                                "cat", "--data", data, "--out", str(tmp_path / "m" / "metrics.json"), "--render-size", "96",
@@ -34,7 +34,8 @@ def test_staged_release_loads_offline_and_card_validates(tmp_path):
     metrics = json.loads((staged / "metrics.json").read_text())
     results = {r.metric_type: r.metric_value for r in card.data.eval_results}
     assert results == {"fid": round(metrics["fid"], 4), "kid": round(metrics["kid_mean"], 4)}
-    assert "Trained on only 25 real drawings" in card.text.split("## Usage")[0]  # said in the first lines
+    assert "Trained on only 20 real drawings" in card.text.split("## Usage")[0]  # said in the first lines
+    assert "20 of 25 train drawings used (5 held out for the validation loss)" in card.text
     assert "demo" in card.data.tags
 
     script = ("import sys, torch; from diffusers import DiffusionPipeline;"

@@ -99,3 +99,19 @@ def test_rdp_drops_nearly_collinear_points_and_keeps_corners():
     np.testing.assert_array_equal(rdp_simplify(corner, 2.0), corner[[0, 2, 4]])
     line = np.array([[0, 0], [1, 1.01], [2, 2], [3, 3.02], [10, 10]], dtype=np.float32)
     np.testing.assert_array_equal(rdp_simplify(line, 2.0), line[[0, -1]])
+
+
+def test_simplify_normalized_removes_wiggles_and_keeps_corners():
+    from pipeline.representation import pixels_to_unit, simplify_normalized, unit_to_pixels
+
+    t = np.linspace(0, 1, 32, dtype=np.float32)
+    corner = np.where(t[:, None] < 0.5, np.stack([t * 200, 0 * t], 1), np.stack([100 + 0 * t, (t - 0.5) * 200], 1))
+    wiggly = corner + np.random.default_rng(0).normal(0, 0.5, corner.shape)  # well under epsilon = 2 px
+    out = unit_to_pixels(simplify_normalized(pixels_to_unit(np.stack([corner, wiggly]) + 20)))
+    assert out.shape == (2, 32, 2)
+    for stroke in out:
+        np.testing.assert_allclose(stroke[[0, -1]] - 20, [[0, 0], [100, 100]], atol=2.0)  # ends kept
+        distance = np.minimum(np.abs(stroke[:, 1] - 20), np.abs(stroke[:, 0] - 120))  # to the two straight legs
+        assert distance.max() < 2.5
+    bends = lambda stroke: int((np.abs(np.diff(stroke, 2, axis=0)).max(axis=1) > 0.1).sum())  # noqa: E731
+    assert bends(wiggly) > 20 and bends(out[1]) <= 2  # straight legs: only the corner bends

@@ -49,7 +49,8 @@ def test_smoke_run_writes_a_loadable_pipeline_with_provenance(tmp_path):
     assert provenance["data_file"]["official"] is False and len(provenance["data_file"]["sha1"]) == 40
     assert json.loads((out / "training_config.json").read_text())["max_steps"] == 4
     scheduler = json.loads((out / "scheduler" / "scheduler_config.json").read_text())
-    assert scheduler["_class_name"] == "DPMSolverMultistepScheduler" and scheduler["timestep_spacing"] == "leading"
+    assert scheduler["_class_name"] == "DPMSolverMultistepScheduler" and scheduler["timestep_spacing"] == "trailing"
+    assert scheduler["prediction_type"] == "v_prediction"
     assert (out / "samples" / "step-000004.png").is_file() and (out / "samples" / "step-000004.gif").is_file()
     log = [json.loads(line) for line in (out / "logs" / "train_log.jsonl").read_text().splitlines()]
     assert [entry["step"] for entry in log] == [1, 2, 3, 4]
@@ -156,3 +157,25 @@ def test_missing_official_data_says_how_to_get_it(tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "python -m pipeline.data download --category bus" in result.stderr
+
+
+@pytest.mark.parametrize("context_dropout", [0.0, 0.5])
+def test_context_dropout_trains_the_null_context(context_dropout):
+    sys.path.insert(0, str(REPO))
+    import train
+    from diffusers import DDPMScheduler
+
+    from pipeline import StrokeDiffusionModel
+
+    torch.manual_seed(0)
+    model = StrokeDiffusionModel(**TINY_MODEL, context_dropout=context_dropout)
+    for p in model.parameters():  # zero-initialised output and modulation layers would block the gradient
+        torch.nn.init.normal_(p, std=0.1)
+    objective = train.DiffusionObjective(model, DDPMScheduler(beta_schedule="squaredcos_cap_v2"), noise_draws=2,
+                                         stop_loss_weight=0.1)
+    strokes = torch.rand(3, 4, TINY_MODEL["points_per_stroke"], 2) * 2 - 1
+    loss, _, _ = objective(strokes, torch.tensor([4, 2, 3]), torch.Generator().manual_seed(0))
+    loss.backward()
+    grad = model.null_context.grad
+    trained = grad is not None and bool(grad.abs().sum() > 0)
+    assert trained == (context_dropout > 0)
