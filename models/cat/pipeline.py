@@ -27,8 +27,8 @@ from diffusers.utils.dynamic_modules_utils import get_relative_import_files
 from diffusers.utils.torch_utils import randn_tensor
 
 from .rendering import DEFAULT_LINE_WIDTH, DEFAULT_SIZE, render_image, render_progress
-from .representation import (CANVAS_SIZE, as_stroke_list, canvas_fit, raw_to_simplified, strokes_to_normalized,
-                             unit_to_pixels)
+from .representation import (CANVAS_SIZE, as_stroke_list, canvas_fit, raw_to_simplified, simplify_normalized,
+                             strokes_to_normalized, unit_to_pixels)
 
 
 DEFAULT_NUM_INFERENCE_STEPS = 10  # DPM-Solver++ steps per stroke; see the README's sampler measurements
@@ -67,20 +67,28 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
     Args:
         transformer: a ``StrokeDiffusionModel`` (history encoder, stop head and stroke denoiser).
         scheduler: any diffusers scheduler (DDPM, DDIM, DPM-Solver, ...), used once per stroke.
+        default_guidance_scale: the ``guidance_scale`` used when a call gives none (saved in
+            ``model_index.json``; training sets it to the value measured best for the model).
     """
 
     model_cpu_offload_seq = "transformer"
 
-    def __init__(self, transformer, scheduler):
+    def __init__(self, transformer, scheduler, default_guidance_scale: float = 1.0):
         super().__init__()
         self.register_modules(transformer=transformer, scheduler=scheduler)
+        self.register_to_config(default_guidance_scale=default_guidance_scale)
 
     # ------------------------------------------------------------------ inputs
 
-    def check_inputs(self, num_sketches, num_inference_steps, temperature, max_strokes, prefix_strokes,
-                     generator, output_type, stroke_format):
+    def check_inputs(self, num_sketches, num_inference_steps, guidance_scale, temperature, max_strokes,
+                     prefix_strokes, generator, output_type, stroke_format):
         _positive_int(num_sketches, "num_sketches")
         _positive_int(num_inference_steps, "num_inference_steps")
+        if not (isinstance(guidance_scale, (int, float)) and np.isfinite(guidance_scale) and guidance_scale >= 0):
+            raise ValueError(f"guidance_scale must be a number >= 0, got {guidance_scale!r}")
+        if guidance_scale != 1.0 and not self.transformer.config.context_dropout:
+            raise ValueError(f"guidance_scale={guidance_scale} needs a model trained with context dropout; this one "
+                             "was not (its null context is untrained), so use guidance_scale=1.0")
         limit = self.transformer.config.max_strokes
         if _positive_int(max_strokes, "max_strokes") > limit:
             raise ValueError(f"max_strokes={max_strokes} exceeds the model's limit of {limit} strokes")
@@ -108,20 +116,26 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
 
     # ------------------------------------------------------------------ sampling
 
-    def denoise_stroke(self, context: torch.Tensor, num_inference_steps: int, generator, temperature: float,
-                       return_trajectory: bool = False):
+    def denoise_stroke(self, context: torch.Tensor, num_inference_steps: int, guidance_scale: float, generator,
+                       temperature: float, return_trajectory: bool = False):
         """Run the scheduler from noise to one stroke per row of ``context (N, D)``.
 
+        With ``guidance_scale`` w != 1 the model output is classifier-free guided:
+        ``uncond + w * (cond - uncond)``, the unconditional branch seeing the null context.
         Returns ``(N, P, 2)`` points in [-1, 1] and, if asked, the ``(steps + 1, N, P, 2)`` trajectory.
         """
-        shape = (context.shape[0], self.transformer.config.points_per_stroke, 2)
-        sample = randn_tensor(shape, generator=generator, device=context.device, dtype=context.dtype)
+        sample = randn_tensor((context.shape[0], self.transformer.config.points_per_stroke, 2), generator=generator,
+                              device=context.device, dtype=context.dtype)
         sample = sample * self.scheduler.init_noise_sigma * temperature
         self.scheduler.set_timesteps(num_inference_steps, device=context.device)
         step_kwargs = self._step_kwargs(generator)
         trajectory = [sample] if return_trajectory else None
         for t in self.scheduler.timesteps:
-            model_output = self.transformer(self.scheduler.scale_model_input(sample, t), t, context)
+            model_input = self.scheduler.scale_model_input(sample, t)
+            model_output = self.transformer(model_input, t, context)
+            if guidance_scale != 1.0:  # the unconditional pass shares one conditioning row, so it costs less
+                uncond = self.transformer(model_input, t, None)
+                model_output = uncond + guidance_scale * (model_output - uncond)
             sample = self.scheduler.step(model_output, t, sample, **step_kwargs).prev_sample
             if return_trajectory:
                 trajectory.append(sample)
@@ -133,6 +147,7 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
         self,
         num_sketches: int = 1,
         num_inference_steps: int = DEFAULT_NUM_INFERENCE_STEPS,
+        guidance_scale: Optional[float] = None,
         generator: Optional[torch.Generator] = None,
         temperature: float = 1.0,
         max_strokes: Optional[int] = None,
@@ -141,6 +156,7 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
         return_trajectories: bool = False,
         output_type: str = "pil",
         stroke_format: str = "simplified",
+        simplify_history: bool = True,
         image_size: int = DEFAULT_SIZE,
         line_width: float = DEFAULT_LINE_WIDTH,
         return_dict: bool = True,
@@ -150,6 +166,9 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
         Args:
             num_sketches: how many sketches to draw in one batch.
             num_inference_steps: scheduler steps per stroke.
+            guidance_scale: classifier-free guidance on the strokes already drawn (1.0 = none; larger values
+                keep each new stroke closer to what the history calls for). Default: the pipeline's
+                ``default_guidance_scale``. Needs a model trained with ``context_dropout`` > 0.
             generator: a ``torch.Generator``; the same seed gives the same sketches.
             temperature: diversity knob (> 0). Scales the initial noise of every stroke and divides the
                 stop logit; 1.0 samples the learned distribution, lower values give tidier, more typical sketches.
@@ -164,12 +183,17 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
                 0..255 and moved to the top-left corner (skipped when ``prefix_strokes`` are given, so they
                 stay where they were drawn), then each stroke RDP-simplified (epsilon 2 px) to integer
                 pixels. ``"raw"`` gives the model's own ``(P, 2)`` strokes.
+            simplify_history: RDP-simplify each new stroke (epsilon 2 px) and resample it before it becomes
+                history for the next one, so the history encoder sees strokes in the piecewise-linear form it was
+                trained on rather than the denoiser's small wiggles (measured in the README). The returned
+                strokes are these simplified ones.
             image_size, line_width: rendering of ``images`` and ``progress``, in output pixels.
         """
         config = self.transformer.config
         max_strokes = config.max_strokes if max_strokes is None else max_strokes
-        prefix = self.check_inputs(num_sketches, num_inference_steps, temperature, max_strokes, prefix_strokes,
-                                   generator, output_type, stroke_format)
+        guidance_scale = self.config.default_guidance_scale if guidance_scale is None else guidance_scale
+        prefix = self.check_inputs(num_sketches, num_inference_steps, guidance_scale, temperature, max_strokes,
+                                   prefix_strokes, generator, output_type, stroke_format)
         device, dtype = self._execution_device, self.transformer.dtype
 
         # 1. canvas state: (B, max_strokes, P, 2) in [-1, 1], the prefix first
@@ -194,8 +218,10 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
                 active, context = active[~stop], context[~stop]
             if len(active) == 0:
                 break
-            new, trajectory = self.denoise_stroke(context, num_inference_steps, generator, temperature,
-                                                  return_trajectories)
+            new, trajectory = self.denoise_stroke(context, num_inference_steps, guidance_scale, generator,
+                                                  temperature, return_trajectories)
+            if simplify_history:  # the form the history encoder saw in training: piecewise-linear strokes
+                new = torch.from_numpy(simplify_normalized(new.float().cpu().numpy())).to(device=device, dtype=dtype)
             strokes[active, k] = new
             lengths[active] += 1
             if return_trajectories:

@@ -192,6 +192,15 @@ def raw_to_simplified(strokes: Sequence[np.ndarray], fit: bool = True) -> list[n
     return [np.round(rdp_simplify(s, 2.0)).astype(np.float32) for s in fitted]
 
 
+def simplify_normalized(strokes: np.ndarray, epsilon: float = 2.0) -> np.ndarray:
+    """``(N, P, 2)`` strokes in [-1, 1] -> the same strokes RDP-simplified (``epsilon`` in canvas pixels) and
+    resampled back to P points: the piecewise-linear form that resampled training strokes have."""
+    strokes = np.asarray(strokes, dtype=np.float32)
+    num_points = strokes.shape[1]
+    out = [resample_stroke(rdp_simplify(unit_to_pixels(s), epsilon), num_points) for s in strokes]
+    return pixels_to_unit(np.stack(out)) if out else strokes.copy()
+
+
 def pack_sketches(sketches: Sequence[Sequence[np.ndarray]], num_points: int, max_strokes: int
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Resample and pad sketches for the model.

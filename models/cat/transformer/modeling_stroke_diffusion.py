@@ -7,9 +7,11 @@ Shapes (B sketches, L strokes, P points per stroke, D = ``hidden_size``, H = ``h
   strokes ``0..k-1`` (``context[:, 0]`` is the learned start token). Attention is causal, so padding
   after a sketch's last stroke never changes the context of earlier positions.
 * ``stop_logits(context) -> (B, L + 1)``: logit that the sketch ends after k strokes.
-* ``forward(sample (N, P, 2), timestep (N,), context (N, D)) -> (N, P, 2)``: the denoiser. It predicts
-  whatever the scheduler's ``prediction_type`` asks for (epsilon by default). It is an MLP over the
-  flattened points with adaptive layer norm (DiT-style shift/scale/gate) on ``[timestep, context]``.
+* ``forward(sample (N, P, 2), timestep (N,), context (N, D) or None) -> (N, P, 2)``: the denoiser. It
+  predicts whatever the scheduler's ``prediction_type`` asks for (``train.py``: v-prediction). It is an MLP over
+  the flattened points with adaptive layer norm (DiT-style shift/scale/gate) on ``[timestep, context]``.
+  ``context=None`` means "no history": the learned ``null_context``, which training swaps in for a
+  fraction of strokes so that sampling can use classifier-free guidance.
 
 This file needs only torch and diffusers: it is copied into saved pipelines as the component's code.
 """
@@ -69,7 +71,11 @@ class AdaLNBlock(nn.Module):
 
 
 class StrokeDiffusionModel(ModelMixin, ConfigMixin):
-    """History encoder, stop head and per-stroke denoiser of the stroke-by-stroke sketch diffusion model."""
+    """History encoder, stop head and per-stroke denoiser of the stroke-by-stroke sketch diffusion model.
+
+    ``context_dropout`` is the fraction of strokes trained with the null context instead of their history
+    (the training objective reads it); a model trained with 0 has no use for guidance.
+    """
 
     @register_to_config
     def __init__(
@@ -83,8 +89,11 @@ class StrokeDiffusionModel(ModelMixin, ConfigMixin):
         head_num_blocks: int = 4,
         head_mlp_ratio: int = 2,
         dropout: float = 0.0,
+        context_dropout: float = 0.0,
     ):
         super().__init__()
+        if not 0.0 <= context_dropout < 1.0:
+            raise ValueError(f"context_dropout must be in [0, 1), got {context_dropout}")
         flat = 2 * points_per_stroke
         # history encoder
         self.stroke_embed = nn.Sequential(nn.Linear(flat, hidden_size), nn.GELU(), nn.Linear(hidden_size, hidden_size))
@@ -97,6 +106,7 @@ class StrokeDiffusionModel(ModelMixin, ConfigMixin):
         self.time_embed = nn.Sequential(nn.Linear(256, head_hidden_size), nn.SiLU(),
                                         nn.Linear(head_hidden_size, head_hidden_size))
         self.context_proj = nn.Linear(hidden_size, head_hidden_size)
+        self.null_context = nn.Parameter(torch.zeros(hidden_size))
         self.head_in = nn.Linear(flat, head_hidden_size)
         self.head_blocks = nn.ModuleList([AdaLNBlock(head_hidden_size, head_mlp_ratio) for _ in range(head_num_blocks)])
         self.head_norm = nn.LayerNorm(head_hidden_size, elementwise_affine=False)
@@ -120,14 +130,17 @@ class StrokeDiffusionModel(ModelMixin, ConfigMixin):
         """``context (..., hidden_size)`` -> logits ``(...)`` that the sketch ends here."""
         return self.stop_head(context).squeeze(-1)
 
-    def forward(self, sample: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        """Denoise ``sample (N, P, 2)`` at integer ``timestep`` (N,) or scalar, given ``context (N, hidden_size)``."""
+    def forward(self, sample: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        """Denoise ``sample (N, P, 2)`` at integer ``timestep`` (N,) or scalar, given ``context (N, hidden_size)``
+        (``None``: unconditional, the learned null context)."""
         n = sample.shape[0]
+        if context is None:  # one row, broadcast: with a scalar timestep the modulation is computed once
+            context = self.null_context[None]
         timestep = torch.as_tensor(timestep, device=sample.device).reshape(-1)  # (1,) broadcasts over the batch
         if len(timestep) not in (1, n):
             raise ValueError(f"timestep has {len(timestep)} entries for a batch of {n} strokes")
         t_emb = get_timestep_embedding(timestep, 256, flip_sin_to_cos=True, downscale_freq_shift=0)
-        cond = F.silu(self.time_embed(t_emb.to(sample.dtype)) + self.context_proj(context.to(sample.dtype)))
+        cond = F.silu(self.time_embed(t_emb.to(sample.dtype)) + self.context_proj(context.to(sample.dtype)))  # (1 or N, H)
         h = self.head_in(sample.reshape(n, -1))
         for block in self.head_blocks:
             h = block(h, cond)

@@ -1,0 +1,288 @@
+"""``StrokeDiffusionPipeline``: draws Quick, Draw! sketches one stroke at a time.
+
+For each new stroke the transformer summarises the strokes already drawn, a stop head decides
+whether the sketch is finished, and a diffusers scheduler runs the reverse diffusion of the new
+stroke's ``(P, 2)`` points conditioned on that summary.
+
+Saved pipelines carry this file as ``pipeline.py`` (with ``representation.py`` and
+``rendering.py`` beside it) and load with
+``DiffusionPipeline.from_pretrained(folder_or_repo, trust_remote_code=True)``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+from diffusers import DiffusionPipeline
+from diffusers.utils import BaseOutput
+from diffusers.utils.dynamic_modules_utils import get_relative_import_files
+from diffusers.utils.torch_utils import randn_tensor
+
+from .rendering import DEFAULT_LINE_WIDTH, DEFAULT_SIZE, render_image, render_progress
+from .representation import (CANVAS_SIZE, as_stroke_list, canvas_fit, raw_to_simplified, simplify_normalized,
+                             strokes_to_normalized, unit_to_pixels)
+
+
+DEFAULT_NUM_INFERENCE_STEPS = 10  # DPM-Solver++ steps per stroke; see the README's sampler measurements
+
+
+@dataclass
+class StrokeDiffusionOutput(BaseOutput):
+    """Result of ``StrokeDiffusionPipeline.__call__``.
+
+    Args:
+        strokes: one list per sketch, each a list of ``(n_i, 2)`` float32 arrays in canvas pixels 0..255,
+            prefix strokes first (see ``stroke_format``).
+        images: the finished sketches as PIL images (``output_type="pil"``) or a
+            ``(num_sketches, size, size)`` uint8 array (``"np"``).
+        progress: with ``return_progress=True``, per sketch the canvas (PIL) after every stroke.
+        trajectories: with ``return_trajectories=True``, per sketch and generated stroke a
+            ``(num_inference_steps + 1, P, 2)`` array in the same canvas pixels as ``strokes``: the
+            denoising path from noise.
+    """
+
+    strokes: list
+    images: Union[list, np.ndarray]
+    progress: Optional[list] = None
+    trajectories: Optional[list] = None
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+class StrokeDiffusionPipeline(DiffusionPipeline):
+    """Pipeline for stroke-by-stroke sketch generation.
+
+    Args:
+        transformer: a ``StrokeDiffusionModel`` (history encoder, stop head and stroke denoiser).
+        scheduler: any diffusers scheduler (DDPM, DDIM, DPM-Solver, ...), used once per stroke.
+        default_guidance_scale: the ``guidance_scale`` used when a call gives none (saved in
+            ``model_index.json``; training sets it to the value measured best for the model).
+    """
+
+    model_cpu_offload_seq = "transformer"
+
+    def __init__(self, transformer, scheduler, default_guidance_scale: float = 1.0):
+        super().__init__()
+        self.register_modules(transformer=transformer, scheduler=scheduler)
+        self.register_to_config(default_guidance_scale=default_guidance_scale)
+
+    # ------------------------------------------------------------------ inputs
+
+    def check_inputs(self, num_sketches, num_inference_steps, guidance_scale, temperature, max_strokes,
+                     prefix_strokes, generator, output_type, stroke_format):
+        _positive_int(num_sketches, "num_sketches")
+        _positive_int(num_inference_steps, "num_inference_steps")
+        if not (isinstance(guidance_scale, (int, float)) and np.isfinite(guidance_scale) and guidance_scale >= 0):
+            raise ValueError(f"guidance_scale must be a number >= 0, got {guidance_scale!r}")
+        if guidance_scale != 1.0 and not self.transformer.config.context_dropout:
+            raise ValueError(f"guidance_scale={guidance_scale} needs a model trained with context dropout; this one "
+                             "was not (its null context is untrained), so use guidance_scale=1.0")
+        limit = self.transformer.config.max_strokes
+        if _positive_int(max_strokes, "max_strokes") > limit:
+            raise ValueError(f"max_strokes={max_strokes} exceeds the model's limit of {limit} strokes")
+        if not (isinstance(temperature, (int, float)) and np.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        if output_type not in ("pil", "np"):
+            raise ValueError(f"output_type must be 'pil' or 'np', got {output_type!r}")
+        if stroke_format not in ("simplified", "raw"):
+            raise ValueError(f"stroke_format must be 'simplified' or 'raw', got {stroke_format!r}")
+        if prefix_strokes is None:
+            return []
+        prefix = as_stroke_list(prefix_strokes, "prefix_strokes")
+        for i, stroke in enumerate(prefix):
+            if stroke.min() < 0 or stroke.max() > CANVAS_SIZE:
+                raise ValueError(f"prefix_strokes[{i}] has coordinates outside the canvas 0..{CANVAS_SIZE:g} pixels")
+        if len(prefix) >= max_strokes:
+            raise ValueError(f"prefix_strokes has {len(prefix)} strokes; max_strokes={max_strokes} leaves none to draw")
+        return prefix
+
+    def _step_kwargs(self, generator) -> dict:
+        accepts_generator = "generator" in inspect.signature(self.scheduler.step).parameters
+        return {"generator": generator} if accepts_generator else {}
+
+    # ------------------------------------------------------------------ sampling
+
+    def denoise_stroke(self, context: torch.Tensor, num_inference_steps: int, guidance_scale: float, generator,
+                       temperature: float, return_trajectory: bool = False):
+        """Run the scheduler from noise to one stroke per row of ``context (N, D)``.
+
+        With ``guidance_scale`` w != 1 the model output is classifier-free guided:
+        ``uncond + w * (cond - uncond)``, the unconditional branch seeing the null context.
+        Returns ``(N, P, 2)`` points in [-1, 1] and, if asked, the ``(steps + 1, N, P, 2)`` trajectory.
+        """
+        sample = randn_tensor((context.shape[0], self.transformer.config.points_per_stroke, 2), generator=generator,
+                              device=context.device, dtype=context.dtype)
+        sample = sample * self.scheduler.init_noise_sigma * temperature
+        self.scheduler.set_timesteps(num_inference_steps, device=context.device)
+        step_kwargs = self._step_kwargs(generator)
+        trajectory = [sample] if return_trajectory else None
+        for t in self.scheduler.timesteps:
+            model_input = self.scheduler.scale_model_input(sample, t)
+            model_output = self.transformer(model_input, t, context)
+            if guidance_scale != 1.0:  # the unconditional pass shares one conditioning row, so it costs less
+                uncond = self.transformer(model_input, t, None)
+                model_output = uncond + guidance_scale * (model_output - uncond)
+            sample = self.scheduler.step(model_output, t, sample, **step_kwargs).prev_sample
+            if return_trajectory:
+                trajectory.append(sample)
+        sample = sample.clamp(-1.0, 1.0)
+        return sample, (torch.stack(trajectory) if return_trajectory else None)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        num_sketches: int = 1,
+        num_inference_steps: int = DEFAULT_NUM_INFERENCE_STEPS,
+        guidance_scale: Optional[float] = None,
+        generator: Optional[torch.Generator] = None,
+        temperature: float = 1.0,
+        max_strokes: Optional[int] = None,
+        prefix_strokes: Optional[Sequence] = None,
+        return_progress: bool = False,
+        return_trajectories: bool = False,
+        output_type: str = "pil",
+        stroke_format: str = "simplified",
+        simplify_history: bool = True,
+        image_size: int = DEFAULT_SIZE,
+        line_width: float = DEFAULT_LINE_WIDTH,
+        return_dict: bool = True,
+    ) -> Union[StrokeDiffusionOutput, tuple]:
+        """Generate ``num_sketches`` sketches.
+
+        Args:
+            num_sketches: how many sketches to draw in one batch.
+            num_inference_steps: scheduler steps per stroke.
+            guidance_scale: classifier-free guidance on the strokes already drawn (1.0 = none; larger values
+                keep each new stroke closer to what the history calls for). Default: the pipeline's
+                ``default_guidance_scale``. Needs a model trained with ``context_dropout`` > 0.
+            generator: a ``torch.Generator``; the same seed gives the same sketches.
+            temperature: diversity knob (> 0). Scales the initial noise of every stroke and divides the
+                stop logit; 1.0 samples the learned distribution, lower values give tidier, more typical sketches.
+            max_strokes: stop every sketch after this many strokes (default: the model's limit).
+            prefix_strokes: completion mode: strokes already drawn, each an ``(n, 2)`` array or
+                ``[xs, ys]`` in canvas pixels 0..255, shared by all sketches; the model continues them.
+            return_progress: also return each sketch's canvas after every stroke (for animations).
+            return_trajectories: also return each generated stroke's denoising trajectory.
+            output_type: ``"pil"`` or ``"np"`` for ``images``.
+            stroke_format: ``"simplified"`` gives strokes the way the Quick, Draw! simplified files store
+                drawings, which is what the model was trained on: the sketch scaled so its longer side spans
+                0..255 and moved to the top-left corner (skipped when ``prefix_strokes`` are given, so they
+                stay where they were drawn), then each stroke RDP-simplified (epsilon 2 px) to integer
+                pixels. ``"raw"`` gives the model's own ``(P, 2)`` strokes.
+            simplify_history: RDP-simplify each new stroke (epsilon 2 px) and resample it before it becomes
+                history for the next one, so the history encoder sees strokes in the piecewise-linear form it was
+                trained on rather than the denoiser's small wiggles (measured in the README). The returned
+                strokes are these simplified ones.
+            image_size, line_width: rendering of ``images`` and ``progress``, in output pixels.
+        """
+        config = self.transformer.config
+        max_strokes = config.max_strokes if max_strokes is None else max_strokes
+        guidance_scale = self.config.default_guidance_scale if guidance_scale is None else guidance_scale
+        prefix = self.check_inputs(num_sketches, num_inference_steps, guidance_scale, temperature, max_strokes,
+                                   prefix_strokes, generator, output_type, stroke_format)
+        device, dtype = self._execution_device, self.transformer.dtype
+
+        # 1. canvas state: (B, max_strokes, P, 2) in [-1, 1], the prefix first
+        strokes = torch.zeros(num_sketches, max_strokes, config.points_per_stroke, 2, device=device, dtype=dtype)
+        if prefix:
+            strokes[:, : len(prefix)] = torch.from_numpy(strokes_to_normalized(prefix, config.points_per_stroke)).to(
+                device=device, dtype=dtype)
+        lengths = torch.full((num_sketches,), len(prefix), dtype=torch.long, device=device)
+        finished = torch.zeros(num_sketches, dtype=torch.bool, device=device)
+        trajectories = [[] for _ in range(num_sketches)] if return_trajectories else None
+
+        # 2. one stroke at a time: decide whether to stop, then denoise the next stroke
+        for k in self.progress_bar(range(len(prefix), max_strokes)):
+            active = torch.nonzero(~finished).squeeze(1)  # finished sketches cost nothing from here on
+            context = self.transformer.encode_history(strokes[active, :k])[:, k]
+            stop_prob = torch.sigmoid(self.transformer.stop_logits(context).float() / temperature)
+            uniform = torch.rand(num_sketches, generator=generator,
+                                 device=generator.device if generator is not None else "cpu").to(device)[active]
+            if k > 0:
+                stop = uniform < stop_prob
+                finished[active[stop]] = True
+                active, context = active[~stop], context[~stop]
+            if len(active) == 0:
+                break
+            new, trajectory = self.denoise_stroke(context, num_inference_steps, guidance_scale, generator,
+                                                  temperature, return_trajectories)
+            if simplify_history:  # the form the history encoder saw in training: piecewise-linear strokes
+                new = torch.from_numpy(simplify_normalized(new.float().cpu().numpy())).to(device=device, dtype=dtype)
+            strokes[active, k] = new
+            lengths[active] += 1
+            if return_trajectories:
+                for j, i in enumerate(active.tolist()):
+                    trajectories[i].append(unit_to_pixels(trajectory[:, j].float().cpu().numpy()))
+
+        # 3. back to canvas pixels, render
+        strokes_np = strokes.float().cpu().numpy()
+        sketches = [[unit_to_pixels(s) for s in strokes_np[i, : lengths[i]]] for i in range(num_sketches)]
+        if stroke_format == "simplified":
+            fit = not prefix
+            if return_trajectories and fit:
+                trajectories = [[(path - origin) * scale for path in paths]
+                                for paths, (origin, scale) in zip(trajectories, map(canvas_fit, sketches))]
+            sketches = [raw_to_simplified(s, fit=fit) for s in sketches]
+        style = {"size": image_size, "line_width": line_width}
+        images = [render_image(s, **style) for s in sketches]
+        if output_type == "np":
+            images = np.stack([np.asarray(im) for im in images])
+        progress = [render_progress(s, **style) for s in sketches] if return_progress else None
+
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return sketches, images, progress, trajectories
+        return StrokeDiffusionOutput(strokes=sketches, images=images, progress=progress, trajectories=trajectories)
+
+    # ------------------------------------------------------------------ saving
+
+    def save_pretrained(self, save_directory: Union[str, os.PathLike], **kwargs):
+        """Save a Hub-ready folder that loads with ``DiffusionPipeline.from_pretrained(..., trust_remote_code=True)``.
+
+        On top of diffusers' layout this writes ``pipeline.py`` (this file) and the modules it imports at
+        the folder's root, each custom component's code file in its subfolder, and a
+        ``model_index.json`` whose ``_class_name`` is ``["pipeline", "<class>"]``.
+        """
+        push_to_hub = kwargs.pop("push_to_hub", False)
+        repo_id = kwargs.pop("repo_id", None)
+        super().save_pretrained(save_directory, **kwargs)
+        folder = Path(save_directory)
+        index = json.loads((folder / "model_index.json").read_text())
+
+        pipeline_file = Path(inspect.getfile(type(self)))
+        index["_class_name"] = ["pipeline", type(self).__name__]
+        shutil.copyfile(pipeline_file, folder / "pipeline.py")
+        for dependency in get_relative_import_files(str(pipeline_file)):
+            shutil.copyfile(dependency, folder / Path(dependency).name)
+
+        for name, component in self.components.items():
+            library = type(component).__module__.split(".")[0]
+            if component is None or library in ("diffusers", "transformers"):
+                continue
+            module_file = Path(inspect.getfile(type(component)))
+            shutil.copyfile(module_file, folder / name / module_file.name)
+            index[name] = [module_file.stem, type(component).__name__]
+
+        tmp = folder / "model_index.json.tmp"
+        tmp.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, folder / "model_index.json")
+
+        if push_to_hub:
+            from huggingface_hub import create_repo, upload_folder
+
+            repo_id = create_repo(repo_id or folder.name, exist_ok=True, private=kwargs.get("private")).repo_id
+            upload_folder(repo_id=repo_id, folder_path=folder, commit_message=kwargs.get("commit_message"))
