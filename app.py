@@ -85,11 +85,12 @@ def default_guidance(category: str) -> float:
     return float(get_pipeline(category).config.get("default_guidance_scale", 1.0)) if category in SOURCES else 1.0
 
 
-def check_guidance(pipe, value) -> float:
-    guidance = check_range("guidance", value, "Guidance")
-    if guidance != 1.0 and not pipe.transformer.config.get("context_dropout", 0.0):
-        raise gr.Error("This model was trained without context dropout, so it cannot use guidance: set Guidance to 1.")
-    return guidance
+def run_pipeline(pipe, **kwargs):
+    """Call the pipeline; its input errors (e.g. guidance on a model trained without context dropout) go to the page."""
+    try:
+        return pipe(**kwargs)
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from None
 
 
 def resolve_seed(seed, randomize: bool) -> int:
@@ -117,11 +118,11 @@ def generate(category, num_sketches, seed, randomize_seed, steps, temperature, g
     num = int(check_range("num_sketches", num_sketches, "Number of sketches"))
     steps = int(check_range("steps", steps, "Inference steps"))
     temperature = check_range("temperature", temperature, "Diversity (temperature)")
+    guidance = check_range("guidance", guidance, "Guidance")
     seed = resolve_seed(seed, randomize_seed)
     pipe = get_pipeline(category)
-    guidance = check_guidance(pipe, guidance)
-    out = pipe(num_sketches=num, num_inference_steps=steps, guidance_scale=guidance, temperature=temperature,
-               generator=torch.Generator().manual_seed(seed), image_size=192)
+    out = run_pipeline(pipe, num_sketches=num, num_inference_steps=steps, guidance_scale=guidance,
+                       temperature=temperature, generator=torch.Generator().manual_seed(seed), image_size=192)
     folder = Path(tempfile.mkdtemp(prefix="sketch_"))
     gif = folder / f"{category}_{seed}.gif"
     gif.write_bytes(sketches_gif(out.strokes, columns=min(num, 4), size=192))
@@ -150,14 +151,15 @@ def complete(category, strokes_json, seed, randomize_seed, steps, temperature, g
     prefix = parse_strokes(strokes_json)
     steps = int(check_range("steps", steps, "Inference steps"))
     temperature = check_range("temperature", temperature, "Diversity (temperature)")
+    guidance = check_range("guidance", guidance, "Guidance")
     seed = resolve_seed(seed, randomize_seed)
     pipe = get_pipeline(category)
-    guidance = check_guidance(pipe, guidance)
     limit = pipe.transformer.config.max_strokes
     if len(prefix) >= limit:
         raise gr.Error(f"The model draws at most {limit} strokes; you drew {len(prefix)}.")
-    out = pipe(num_sketches=1, num_inference_steps=steps, guidance_scale=guidance, temperature=temperature,
-               prefix_strokes=prefix, generator=torch.Generator().manual_seed(seed), image_size=256)
+    out = run_pipeline(pipe, num_sketches=1, num_inference_steps=steps, guidance_scale=guidance,
+                       temperature=temperature, prefix_strokes=prefix, generator=torch.Generator().manual_seed(seed),
+                       image_size=256)
     gif = Path(tempfile.mkdtemp(prefix="complete_")) / f"{category}_{seed}.gif"
     gif.write_bytes(sketch_gif(out.strokes[0], size=256))
     return str(gif), out.images[0], seed

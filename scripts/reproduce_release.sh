@@ -31,6 +31,9 @@ if [ "${RECIPE_STUDY:-1}" = 1 ]; then
   python benchmarks/sampler_study.py --model models/rabbit "${VAL[@]}" --setting guidance_scale=1.0 --setting guidance_scale=1.5 \
       --setting guidance_scale=2.0 --setting num_inference_steps=20 --setting scheduler=ddim,num_inference_steps=30 \
       --setting simplify_history=false | tee results/rabbit_study_e2.txt
+  python benchmarks/sampler_study.py --model models/rabbit "${VAL[@]}" --setting "" --setting temperature=0.9 \
+      --setting temperature=0.8 --setting temperature=1.1 --setting temperature=1.2 --setting temperature=1.35 \
+      | tee results/rabbit_study_temperature.txt
   # the previous release's rabbit (noise prediction, no regularisation, 6,500 steps): train vs test loss
   mkdir -p outputs/previous_release && git archive ee5adf5 models/rabbit | tar -x -C outputs/previous_release
   python benchmarks/generalization_gap.py --model outputs/previous_release/models/rabbit \

@@ -4,10 +4,12 @@
     python scripts/run_notebook.py --mode quick    # a few minutes on 2 CPU cores (what the tests run)
 
 The mode goes into a cell tagged ``injected-parameters`` after the ``parameters`` cell, as papermill does.
+Progress bars (tqdm lines on stderr) are left out of the saved outputs; everything else printed is kept.
 """
 
 import argparse
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -16,6 +18,19 @@ from nbclient import NotebookClient
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO / "notebooks" / "quickdraw_stroke_diffusion.ipynb"
+# a tqdm status line: "desc:  40%|####      | 16/40 [01:49<02:35,  6.48s/it]" (counts, then the time in brackets)
+PROGRESS_LINE = re.compile(r"\d+/\d+ \[[\d:?]+(<[\d:?]+)?")
+
+
+def drop_progress_bars(cell) -> None:
+    """Remove the stderr outputs of ``cell`` that hold nothing but progress-bar redraws and blank lines."""
+    def is_progress(output) -> bool:
+        if output.output_type != "stream" or output.name != "stderr":
+            return False
+        lines = [line for line in re.split(r"[\r\n]", output.text) if line.strip()]
+        return all(PROGRESS_LINE.search(line) for line in lines)
+
+    cell.outputs = [o for o in cell.outputs if not is_progress(o)]
 
 
 def main():
@@ -34,9 +49,13 @@ def main():
             cell.outputs, cell.execution_count = [], None
     NotebookClient(nb, timeout=3600, kernel_name="python3", record_timing=True,
                    resources={"metadata": {"path": str(path.parent)}}).execute()
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            drop_progress_bars(cell)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".ipynb.part")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         nbformat.write(nb, f)
+    os.chmod(tmp, path.stat().st_mode & 0o777)
     os.replace(tmp, path)
     print(f"executed {path} in {args.mode} mode")
 

@@ -106,7 +106,7 @@ def test_api_completion_continues_the_strokes(space):
     (("cat", 2, 1, False, 500, 1.0, 2.0), "maximum value 50"),
     (("cat", 2, 1, False, 5, 0.0, 2.0), "minimum value 0.2"),
     (("cat", 2, 1, False, 5, 1.0, 9.0), "maximum value 5"),
-    (("bus", 2, 1, False, 5, 1.0, 2.0), "trained without context dropout"),
+    (("bus", 2, 1, False, 5, 1.0, 2.0), "needs a model trained with context dropout"),
     (("dog", 2, 1, False, 5, 1.0, 2.0), "dog"),
 ])
 def test_api_out_of_range_inputs_give_clear_errors(space, args, message):

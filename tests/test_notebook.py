@@ -46,3 +46,24 @@ def test_notebook_runs_in_quick_mode_with_identical_numbers_twice():
     assert len(numbers) > 50  # losses, stroke counts, FID and KID were printed
     assert any("METRIC model" in o.get("text", "") for c in first.cells for o in c.get("outputs", []))
     assert numbers == printed_numbers(second)
+
+
+def test_saved_notebook_keeps_prints_and_warnings_but_not_progress_bars():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_notebook", REPO / "scripts" / "run_notebook.py")
+    run_notebook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_notebook)
+    stream = nbformat.v4.new_output
+    cell = nbformat.v4.new_code_cell("...", outputs=[
+        stream("stream", name="stdout", text="FID 12.96  KID 0.0067\n"),
+        stream("stream", name="stderr", text="inception features:  40%|####      | 16/40 [01:49<02:35,  6.48s/it]"),
+        stream("stream", name="stderr", text="\rsteps:   0%|          | 0/300 [00:00<?, ?it/s]\n\n"),
+        stream("stream", name="stderr", text="\n"),
+        stream("stream", name="stderr", text="WARNING pipeline.data: cat.ndjson.gz is not the official cat file\n"),
+        stream("stream", name="stdout", text="step 16/40 [done]\n"),  # stdout is never touched
+    ])
+    run_notebook.drop_progress_bars(cell)
+    assert [o.text for o in cell.outputs] == ["FID 12.96  KID 0.0067\n",
+                                              "WARNING pipeline.data: cat.ndjson.gz is not the official cat file\n",
+                                              "step 16/40 [done]\n"]

@@ -8,7 +8,7 @@ Shapes (B sketches, L strokes, P points per stroke, D = ``hidden_size``, H = ``h
   after a sketch's last stroke never changes the context of earlier positions.
 * ``stop_logits(context) -> (B, L + 1)``: logit that the sketch ends after k strokes.
 * ``forward(sample (N, P, 2), timestep (N,), context (N, D) or None) -> (N, P, 2)``: the denoiser. It
-  predicts whatever the scheduler's ``prediction_type`` asks for (epsilon by default). It is an MLP over
+  predicts whatever the scheduler's ``prediction_type`` asks for (``train.py``: v-prediction). It is an MLP over
   the flattened points with adaptive layer norm (DiT-style shift/scale/gate) on ``[timestep, context]``.
   ``context=None`` means "no history": the learned ``null_context``, which training swaps in for a
   fraction of strokes so that sampling can use classifier-free guidance.
