@@ -75,6 +75,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--context-dropout", type=float, default=0.1,
                    help="fraction of strokes trained with the null context instead of their history, which "
                         "enables classifier-free guidance at sampling time (0 = off)")
+    g.add_argument("--history-noise", type=float, default=0.0,
+                   help="exposure-bias regulariser: each stroke the transformer reads is moved by N(0, s) and "
+                        "scaled about its centre by 1 + N(0, s), s in normalised units (canvas / 2); the "
+                        "denoising targets stay clean (0 = off)")
     g.add_argument("--prediction-type", default="v_prediction", choices=("epsilon", "v_prediction", "sample"),
                    help="what the denoiser predicts; v_prediction lets sampling start from pure noise (see README)")
     g.add_argument("--num-train-timesteps", type=int, default=1000)
@@ -138,6 +142,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--export-only needs --resume-from-checkpoint")
     if not 0.0 <= args.context_dropout < 1.0:
         p.error(f"--context-dropout must be in [0, 1), got {args.context_dropout}")
+    if args.history_noise < 0:
+        p.error(f"--history-noise must be >= 0, got {args.history_noise}")
     if args.guidance_scale < 0:
         p.error(f"--guidance-scale must be >= 0, got {args.guidance_scale}")
     if args.guidance_scale != 1.0 and args.context_dropout == 0:
@@ -220,24 +226,38 @@ def batch_indices(step: int, micro: int, args, num_items: int, process: int, num
 # ----------------------------------------------------------------------------- loss
 
 
+def perturb_strokes(strokes: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
+    """Move each stroke of ``strokes (B, S, P, 2)`` (normalised units) by N(0, sigma) and scale it about its
+    centre by 1 + N(0, sigma): the placement and size errors a model's own strokes carry at sampling time."""
+    b, s = strokes.shape[:2]
+    shift = sigma * torch.randn(b, s, 1, 2, generator=generator).to(strokes)
+    scale = 1 + sigma * torch.randn(b, s, 1, 1, generator=generator).to(strokes)
+    centre = strokes.mean(dim=2, keepdim=True)
+    return centre + scale * (strokes - centre) + shift
+
+
 class DiffusionObjective(torch.nn.Module):
     """Wraps the model so that one ``forward`` computes the training loss (what DDP needs to sync gradients)."""
 
-    def __init__(self, model: StrokeDiffusionModel, noise_scheduler, noise_draws: int, stop_loss_weight: float):
+    def __init__(self, model: StrokeDiffusionModel, noise_scheduler, noise_draws: int, stop_loss_weight: float,
+                 history_noise: float = 0.0):
         super().__init__()
         self.model, self.noise_scheduler = model, noise_scheduler
-        self.noise_draws, self.stop_loss_weight = noise_draws, stop_loss_weight
+        self.noise_draws, self.stop_loss_weight, self.history_noise = noise_draws, stop_loss_weight, history_noise
 
     def forward(self, strokes: torch.Tensor, lengths: torch.Tensor, generator: torch.Generator):
         """Teacher-forced loss of ``strokes (B, S, P, 2)`` in [-1, 1] with ``lengths (B,)``.
 
         One encoder pass gives the context of every stroke; every real stroke is noised ``noise_draws``
         times at uniform timesteps (noise drawn from ``generator`` on the CPU), and in training mode a
-        ``context_dropout`` fraction of them sees the model's null context instead of its history. Returns
-        ``(total, denoising_loss, stop_loss)``.
+        ``context_dropout`` fraction of them sees the model's null context instead of its history, and the
+        history the transformer reads is perturbed by ``history_noise``. Returns ``(total, denoising_loss, stop_loss)``.
         """
         device, s = strokes.device, strokes.shape[1]
-        context = self.model.encode_history(strokes)  # (B, S + 1, D)
+        history = strokes
+        if self.training and self.history_noise > 0:
+            history = perturb_strokes(strokes, self.history_noise, generator)
+        context = self.model.encode_history(history)  # (B, S + 1, D)
         positions = torch.arange(s + 1, device=device)
         valid = positions[None, :s] < lengths[:, None]  # strokes that exist
 
@@ -434,7 +454,7 @@ def main(argv=None) -> None:
                                   weight_decay=args.weight_decay)
     lr_scheduler = get_scheduler(args.lr_scheduler, optimizer, num_warmup_steps=args.lr_warmup_steps,
                                  num_training_steps=max_steps)
-    objective = DiffusionObjective(model, noise_scheduler, args.noise_draws, args.stop_loss_weight)
+    objective = DiffusionObjective(model, noise_scheduler, args.noise_draws, args.stop_loss_weight, args.history_noise)
     objective, optimizer, lr_scheduler = accelerator.prepare(objective, optimizer, lr_scheduler)
     if ema is not None:
         ema.to(accelerator.device)

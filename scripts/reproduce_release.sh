@@ -34,6 +34,10 @@ if [ "${RECIPE_STUDY:-1}" = 1 ]; then
   python benchmarks/sampler_study.py --model models/rabbit "${VAL[@]}" --setting "" --setting temperature=0.9 \
       --setting temperature=0.8 --setting temperature=1.1 --setting temperature=1.2 --setting temperature=1.35 \
       | tee results/rabbit_study_temperature.txt
+  # E3: the shipped recipe plus history noise (exposure bias); not adopted
+  python train.py "${RABBIT[@]}" --output-dir outputs/e3 --max-steps 2000 --validation-size 500 --history-noise 0.04 \
+      --checkpoints-total-limit 10 --sample-interval 1000 --resume-from-checkpoint latest
+  python benchmarks/sampler_study.py --model outputs/e3 "${VAL[@]}" --setting "" | tee results/rabbit_study_e3.txt
   # the previous release's rabbit (noise prediction, no regularisation, 6,500 steps): train vs test loss
   mkdir -p outputs/previous_release && git archive ee5adf5 models/rabbit | tar -x -C outputs/previous_release
   python benchmarks/generalization_gap.py --model outputs/previous_release/models/rabbit \

@@ -179,3 +179,34 @@ def test_context_dropout_trains_the_null_context(context_dropout):
     grad = model.null_context.grad
     trained = grad is not None and bool(grad.abs().sum() > 0)
     assert trained == (context_dropout > 0)
+
+
+def test_history_noise_moves_and_scales_whole_strokes_and_only_in_training():
+    sys.path.insert(0, str(REPO))
+    import train
+    from diffusers import DDPMScheduler
+
+    from pipeline import StrokeDiffusionModel
+
+    strokes = torch.rand(2, 3, 8, 2) * 2 - 1
+    moved = train.perturb_strokes(strokes, 0.05, torch.Generator().manual_seed(0))
+    assert moved.shape == strokes.shape and not torch.allclose(moved, strokes)
+    # each stroke keeps its shape: a shift and a uniform scale about its centre, the same for all its points
+    centred = strokes - strokes.mean(dim=2, keepdim=True)
+    ratio = (moved - moved.mean(dim=2, keepdim=True)) / centred
+    assert torch.allclose(ratio, ratio[:, :, :1, :1].expand_as(ratio), atol=1e-4)
+    assert torch.equal(moved, train.perturb_strokes(strokes, 0.05, torch.Generator().manual_seed(0)))
+
+    torch.manual_seed(0)
+    model = StrokeDiffusionModel(**TINY_MODEL)
+    batch = torch.rand(3, 4, TINY_MODEL["points_per_stroke"], 2) * 2 - 1, torch.tensor([4, 2, 3])
+    losses = {}
+    for noise in (0.0, 0.5):
+        objective = train.DiffusionObjective(model, DDPMScheduler(beta_schedule="squaredcos_cap_v2"), noise_draws=2,
+                                             stop_loss_weight=0.1, history_noise=noise)
+        for mode in ("train", "eval"):
+            getattr(objective, mode)()
+            losses[noise, mode] = objective(*batch, torch.Generator().manual_seed(0))[2].item()  # the stop loss
+    model.train()
+    assert losses[0.5, "train"] != losses[0.0, "train"]  # the stop head read the perturbed history
+    assert losses[0.5, "eval"] == losses[0.0, "eval"]  # validation sees the real history
