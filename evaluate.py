@@ -106,6 +106,16 @@ def default_inference_steps(pipe) -> int:
     return inspect.signature(pipe.__call__).parameters["num_inference_steps"].default
 
 
+def sample_in_batches(pipe, num: int, batch_size: int, generator, **call) -> list:
+    """Strokes of ``num`` sketches from ``pipe``, drawn ``batch_size`` at a time with one ``generator`` (so the
+    sketches depend on the batch size); ``call`` goes to every pipeline call. Images are left at 32 px."""
+    sketches = []
+    while len(sketches) < num:
+        sketches += pipe(num_sketches=min(batch_size, num - len(sketches)), generator=generator, image_size=32,
+                         **call).strokes
+    return sketches
+
+
 def generate(model: str, num: int, args) -> tuple[list, dict]:
     """Sample ``num`` sketches (pixel strokes) from a pipeline; also return the sampling settings used."""
     from diffusers import DiffusionPipeline
@@ -122,13 +132,9 @@ def generate(model: str, num: int, args) -> tuple[list, dict]:
         pipe.scheduler = cls.from_config(pipe.scheduler.config)
     steps = args.num_inference_steps or default_inference_steps(pipe)
     guidance_scale = pipe.config.default_guidance_scale if args.guidance_scale is None else args.guidance_scale
-    generator = torch.Generator().manual_seed(args.seed)
-    sketches = []
-    for start in range(0, num, args.batch_size):
-        out = pipe(num_sketches=min(args.batch_size, num - start), num_inference_steps=steps,
-                   guidance_scale=guidance_scale, temperature=args.temperature, stroke_format=args.stroke_format,
-                   generator=generator, image_size=32)
-        sketches.extend(out.strokes)
+    sketches = sample_in_batches(pipe, num, args.batch_size, torch.Generator().manual_seed(args.seed),
+                                 num_inference_steps=steps, guidance_scale=guidance_scale,
+                                 temperature=args.temperature, stroke_format=args.stroke_format)
     settings = {"num_inference_steps": steps, "guidance_scale": guidance_scale,
                 "scheduler": type(pipe.scheduler).__name__,
                 "temperature": args.temperature, "stroke_format": args.stroke_format, "seed": args.seed,

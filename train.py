@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from pipeline.data import OFFICIAL_FILES, load_split_sketches, resolve_split
 from pipeline.download import resolve_data_file
 from pipeline.provenance import library_versions
-from pipeline.fileio import file_digest, git_blob_sha1, write_bytes_atomic, write_json_atomic
+from pipeline.fileio import append_jsonl, file_digest, git_blob_sha1, write_bytes_atomic, write_json_atomic
 from pipeline.modeling_stroke_diffusion import StrokeDiffusionModel
 from pipeline.pipeline_stroke_diffusion import StrokeDiffusionPipeline
 from pipeline.rendering import image_grid, png_bytes, sketches_gif
@@ -386,6 +386,14 @@ def build_schedulers(args):
     return train_scheduler, sampler_cls.from_config(train_scheduler.config, timestep_spacing=spacing)
 
 
+def build_model(args) -> StrokeDiffusionModel:
+    """A freshly initialised ``StrokeDiffusionModel`` with the model options of ``args``."""
+    return StrokeDiffusionModel(
+        points_per_stroke=args.points_per_stroke, max_strokes=args.max_strokes, hidden_size=args.hidden_size,
+        num_layers=args.num_layers, num_heads=args.num_heads, head_hidden_size=args.head_hidden_size,
+        head_num_blocks=args.head_num_blocks, dropout=args.dropout, context_dropout=args.context_dropout)
+
+
 def make_pipeline(model, sampling_scheduler, guidance_scale: float) -> StrokeDiffusionPipeline:
     pipe = StrokeDiffusionPipeline(transformer=model, scheduler=sampling_scheduler, default_guidance_scale=guidance_scale)
     pipe.set_progress_bar_config(disable=True)
@@ -439,10 +447,7 @@ def main(argv=None) -> None:
     logger.info("training on %d sketches (%s), %d held out for validation", len(strokes),
                 provenance["split"]["source"], len(val_strokes))
 
-    model = StrokeDiffusionModel(
-        points_per_stroke=args.points_per_stroke, max_strokes=args.max_strokes, hidden_size=args.hidden_size,
-        num_layers=args.num_layers, num_heads=args.num_heads, head_hidden_size=args.head_hidden_size,
-        head_num_blocks=args.head_num_blocks, dropout=args.dropout, context_dropout=args.context_dropout)
+    model = build_model(args)
     noise_scheduler, sampling_scheduler = build_schedulers(args)
     ema = EMAModel(model.parameters(), decay=args.ema_max_decay, use_ema_warmup=True,
                    model_cls=StrokeDiffusionModel, model_config=model.config) if args.use_ema else None
@@ -539,8 +544,7 @@ def main(argv=None) -> None:
         progress.set_postfix(loss=f"{logs['loss']:.4f}", sketches_per_s=f"{sketches_per_s:.0f}")
         accelerator.log(logs, step=global_step)
         if accelerator.is_main_process:
-            with open(log_file, "a") as f:
-                f.write(json.dumps(dict(logs, elapsed_seconds=round(elapsed, 2))) + "\n")
+            append_jsonl(log_file, dict(logs, elapsed_seconds=round(elapsed, 2)))
 
         if global_step % args.checkpointing_steps == 0 or global_step == max_steps:
             save_checkpoint(accelerator, checkpoint_dir, global_step, args.checkpoints_total_limit, elapsed)
@@ -548,8 +552,8 @@ def main(argv=None) -> None:
         if accelerator.is_main_process and len(val_strokes) and global_step % args.validation_interval == 0:
             val = validation_loss(export_model(), noise_scheduler, val_strokes, val_lengths, args)
             accelerator.log(val, step=global_step)
-            with open(log_file.with_name("validation_log.jsonl"), "a") as f:
-                f.write(json.dumps(dict(val, step=global_step, elapsed_seconds=round(elapsed, 2))) + "\n")
+            append_jsonl(log_file.with_name("validation_log.jsonl"), dict(val, step=global_step,
+                                                                          elapsed_seconds=round(elapsed, 2)))
             logger.info("step %d: validation denoise loss %.4f, stop loss %.4f", global_step, *val.values())
         if accelerator.is_main_process and args.sample_interval and global_step % args.sample_interval == 0:
             render_samples(make_pipeline(export_model(), sampling_scheduler, args.guidance_scale), output_dir / "samples",

@@ -11,7 +11,6 @@ Writes the decoder (safetensors + config.json), ``training_config.json``, ``prov
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.fileio import write_json_atomic
+from pipeline.fileio import append_jsonl, write_json_atomic
 from pipeline.modeling_sketch_rnn import SketchRNNDecoder
 from pipeline.representation import stroke3_to_stroke5, strokes_to_stroke3
 from pipeline.provenance import library_versions
@@ -98,9 +97,8 @@ def main(argv=None) -> None:
         step += 1
         progress.update(1)
         progress.set_postfix(loss=f"{loss.item():.3f}")
-        with open(log_file, "a") as f:
-            f.write(json.dumps({"step": step, "loss": loss.item(), "offset_nll": offset_nll.item(),
-                                "pen_nll": pen_nll.item(), "elapsed_seconds": round(time.time() - start, 2)}) + "\n")
+        append_jsonl(log_file, {"step": step, "loss": loss.item(), "offset_nll": offset_nll.item(),
+                                "pen_nll": pen_nll.item(), "elapsed_seconds": round(time.time() - start, 2)})
     progress.close()
 
     model.eval().save_pretrained(output_dir)

@@ -13,7 +13,7 @@ import time
 import torch
 from common import machine, peak_rss_mb
 
-from evaluate import default_inference_steps
+from evaluate import default_inference_steps, sample_in_batches
 
 
 def load(model: str | None, fixed_strokes: int):
@@ -66,10 +66,8 @@ def main():
     settings.append(("raw strokes as history (simplify_history=False)", {"simplify_history": False}))
     for name, extra in settings:
         start = time.perf_counter()
-        generator, made = torch.Generator().manual_seed(0), 0
-        while made < args.total:
-            made += len(pipe(num_sketches=min(500, args.total - made), num_inference_steps=steps, generator=generator,
-                             image_size=32, **kwargs, **extra).strokes)
+        sample_in_batches(pipe, args.total, 500, torch.Generator().manual_seed(0), num_inference_steps=steps,
+                          **kwargs, **extra)
         print(f"{args.total} sketches at {steps} steps of {type(pipe.scheduler).__name__}, {name}, batches of 500: "
               f"{time.perf_counter() - start:.1f} s")
     print(f"peak memory: {peak_rss_mb():.0f} MiB")

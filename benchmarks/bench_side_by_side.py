@@ -11,7 +11,7 @@ import time
 import torch
 from common import SHARED, machine
 
-from evaluate import default_inference_steps
+from evaluate import default_inference_steps, sample_in_batches
 from pipeline.sketch_rnn import PretrainedSketchRNN, sample_sketches
 
 
@@ -44,11 +44,7 @@ def main():
     steps = args.steps or default_inference_steps(pipe)
 
     def diffusion():
-        out, generator = [], torch.Generator().manual_seed(0)
-        while len(out) < args.num:
-            out += pipe(num_sketches=min(500, args.num - len(out)), num_inference_steps=steps,
-                        generator=generator, image_size=32).strokes
-        return out
+        return sample_in_batches(pipe, args.num, 500, torch.Generator().manual_seed(0), num_inference_steps=steps)
 
     with torch.no_grad():
         rates = {"google": timed("(a) Google's pretrained Sketch-RNN (512 LSTM)",

@@ -12,8 +12,7 @@ import time
 import torch
 from common import machine, peak_rss_mb
 
-from pipeline.modeling_stroke_diffusion import StrokeDiffusionModel
-from train import DiffusionObjective, build_schedulers, parse_args
+from train import DiffusionObjective, build_model, build_schedulers, parse_args
 
 
 def main():
@@ -24,13 +23,10 @@ def main():
     args = parser.parse_args()
     train_args = parse_args(["--category", "rabbit", "--output-dir", "unused", "--train-batch-size", str(args.batch_size)])
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = StrokeDiffusionModel(points_per_stroke=train_args.points_per_stroke, max_strokes=train_args.max_strokes,
-                                 hidden_size=train_args.hidden_size, num_layers=train_args.num_layers,
-                                 num_heads=train_args.num_heads, head_hidden_size=train_args.head_hidden_size,
-                                 head_num_blocks=train_args.head_num_blocks, dropout=train_args.dropout,
-                                 context_dropout=train_args.context_dropout).to(device)
+    model = build_model(train_args).to(device)
     noise_scheduler, _ = build_schedulers(train_args)
-    objective = DiffusionObjective(model, noise_scheduler, train_args.noise_draws, train_args.stop_loss_weight)
+    objective = DiffusionObjective(model, noise_scheduler, train_args.noise_draws, train_args.stop_loss_weight,
+                                   train_args.history_noise)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     generator = torch.Generator().manual_seed(0)
     strokes = (torch.rand(args.batch_size, train_args.max_strokes, train_args.points_per_stroke, 2, generator=generator)

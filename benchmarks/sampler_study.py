@@ -18,7 +18,7 @@ import time
 
 from common import machine  # also puts the repository on sys.path
 
-from evaluate import FeatureCache, render_all
+from evaluate import FeatureCache, render_all, sample_in_batches
 from pipeline.data import load_split, load_split_sketches, stroke_statistics
 from pipeline.metrics import default_cache_dir, fid_kid_from_features, inception_extractor, inception_weights
 
@@ -87,10 +87,8 @@ def main():
         pipe = DiffusionPipeline.from_pretrained(args.model, trust_remote_code=True)
         pipe.set_progress_bar_config(disable=True)
         call = configure(pipe, parse_setting(text))
-        generator, sketches, start = torch.Generator().manual_seed(0), [], time.perf_counter()
-        while len(sketches) < args.num_samples:
-            sketches += pipe(num_sketches=min(500, args.num_samples - len(sketches)), generator=generator,
-                             image_size=32, **call).strokes
+        start = time.perf_counter()
+        sketches = sample_in_batches(pipe, args.num_samples, 500, torch.Generator().manual_seed(0), **call)
         seconds = time.perf_counter() - start
         scores = fid_kid_from_features(real, features(render_all(sketches, 299, 3.0)),
                                        kid_subset_size=min(1000, len(reference), len(sketches)))

@@ -55,6 +55,12 @@ def write_ndjson_atomic(path: str | os.PathLike, records) -> Path:
     return Path(path)
 
 
+def append_jsonl(path: str | os.PathLike, record: dict) -> None:
+    """Append ``record`` as one JSON line to a log file (an append, not atomic: a crash can lose only this line)."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256", chunk_size: int = 1 << 20) -> str:
     h = hashlib.new(algorithm)
     with open(path, "rb") as f:

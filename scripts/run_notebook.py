@@ -8,15 +8,17 @@ Progress bars (tqdm lines on stderr) are left out of the saved outputs; everythi
 """
 
 import argparse
-import os
 import re
-import tempfile
+import sys
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from pipeline.fileio import write_text_atomic  # noqa: E402
+
 NOTEBOOK = REPO / "notebooks" / "quickdraw_stroke_diffusion.ipynb"
 # a tqdm status line: "desc:  40%|####      | 16/40 [01:49<02:35,  6.48s/it]" (counts, then the time in brackets)
 PROGRESS_LINE = re.compile(r"\d+/\d+ \[[\d:?]+(<[\d:?]+)?")
@@ -52,11 +54,7 @@ def main():
     for cell in nb.cells:
         if cell.cell_type == "code":
             drop_progress_bars(cell)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".ipynb.part")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        nbformat.write(nb, f)
-    os.chmod(tmp, path.stat().st_mode & 0o777)
-    os.replace(tmp, path)
+    write_text_atomic(path, nbformat.writes(nb) + "\n")  # the trailing newline nbformat.write adds
     print(f"executed {path} in {args.mode} mode")
 
 
