@@ -65,6 +65,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
     g = p.add_argument_group("model")
     g.add_argument("--points-per-stroke", type=int, default=32, help="points each stroke is resampled to")
+    g.add_argument("--keep-vertices", action=argparse.BooleanOptionalAction, default=False,
+                   help="resample so that each stroke's vertices are among its points (corners survive); else "
+                        "points equally spaced by arc length")
     g.add_argument("--max-strokes", type=int, default=32, help="longest sketch; longer ones are filtered out")
     g.add_argument("--hidden-size", type=int, default=192, help="width of the stroke transformer")
     g.add_argument("--num-layers", type=int, default=4, help="layers of the stroke transformer")
@@ -88,6 +91,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--guidance-scale", type=float, default=1.0,
                    help="default classifier-free guidance scale saved with the pipeline (1.0 = none; the README "
                         "measures why that is the default)")
+    g.add_argument("--simplify-epsilon", type=float, default=2.0,
+                   help="default RDP tolerance (canvas pixels) saved with the pipeline: how generated strokes are "
+                        "simplified as history and in the output (the official files use 2)")
 
     g = p.add_argument_group("optimisation")
     g.add_argument("--train-batch-size", type=int, default=64, help="sketches per step per device")
@@ -144,6 +150,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(f"--context-dropout must be in [0, 1), got {args.context_dropout}")
     if args.history_noise < 0:
         p.error(f"--history-noise must be >= 0, got {args.history_noise}")
+    if args.simplify_epsilon < 0:
+        p.error(f"--simplify-epsilon must be >= 0, got {args.simplify_epsilon}")
     if args.guidance_scale < 0:
         p.error(f"--guidance-scale must be >= 0, got {args.guidance_scale}")
     if args.guidance_scale != 1.0 and args.context_dropout == 0:
@@ -174,7 +182,7 @@ def load_training_data(args):
     """Sketches packed for the model and provenance: ``(strokes (N, S, P, 2), lengths (N,))`` to train on and the
     same for the ``--validation-size`` held-out drawings (empty tensors when none are held out)."""
     train, provenance = load_training_sketches(args)
-    strokes, lengths, kept = pack_sketches(train, args.points_per_stroke, args.max_strokes)
+    strokes, lengths, kept = pack_sketches(train, args.points_per_stroke, args.max_strokes, args.keep_vertices)
     if len(kept) == 0:
         raise ValueError(f"every training drawing has more than --max-strokes={args.max_strokes} strokes")
     if args.validation_size >= len(kept):
@@ -389,13 +397,17 @@ def build_schedulers(args):
 def build_model(args) -> StrokeDiffusionModel:
     """A freshly initialised ``StrokeDiffusionModel`` with the model options of ``args``."""
     return StrokeDiffusionModel(
-        points_per_stroke=args.points_per_stroke, max_strokes=args.max_strokes, hidden_size=args.hidden_size,
-        num_layers=args.num_layers, num_heads=args.num_heads, head_hidden_size=args.head_hidden_size,
-        head_num_blocks=args.head_num_blocks, dropout=args.dropout, context_dropout=args.context_dropout)
+        points_per_stroke=args.points_per_stroke, keep_vertices=args.keep_vertices, max_strokes=args.max_strokes,
+        hidden_size=args.hidden_size, num_layers=args.num_layers, num_heads=args.num_heads,
+        head_hidden_size=args.head_hidden_size, head_num_blocks=args.head_num_blocks, dropout=args.dropout,
+        context_dropout=args.context_dropout)
 
 
-def make_pipeline(model, sampling_scheduler, guidance_scale: float) -> StrokeDiffusionPipeline:
-    pipe = StrokeDiffusionPipeline(transformer=model, scheduler=sampling_scheduler, default_guidance_scale=guidance_scale)
+def make_pipeline(model, sampling_scheduler, args) -> StrokeDiffusionPipeline:
+    """The pipeline that ``model`` is saved and sampled in, with the sampling defaults of ``args``."""
+    pipe = StrokeDiffusionPipeline(transformer=model, scheduler=sampling_scheduler,
+                                   default_guidance_scale=args.guidance_scale,
+                                   default_simplify_epsilon=args.simplify_epsilon)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -489,7 +501,7 @@ def main(argv=None) -> None:
             logger.info("resumed from %s at step %d", path, global_step)
 
     def export(step: int, wall_seconds: float) -> None:
-        make_pipeline(export_model(), sampling_scheduler, args.guidance_scale).save_pretrained(output_dir)
+        make_pipeline(export_model(), sampling_scheduler, args).save_pretrained(output_dir)
         write_json_atomic(output_dir / "training_config.json", vars(args))
         record = dict(provenance, category=args.category, steps=step, max_steps=max_steps,
                       sketches_seen=step * sketches_per_step,
@@ -556,7 +568,7 @@ def main(argv=None) -> None:
                                                                           elapsed_seconds=round(elapsed, 2)))
             logger.info("step %d: validation denoise loss %.4f, stop loss %.4f", global_step, *val.values())
         if accelerator.is_main_process and args.sample_interval and global_step % args.sample_interval == 0:
-            render_samples(make_pipeline(export_model(), sampling_scheduler, args.guidance_scale), output_dir / "samples",
+            render_samples(make_pipeline(export_model(), sampling_scheduler, args), output_dir / "samples",
                            global_step, args.num_samples, args.seed)
         if args.debug_kill_at_step is not None and global_step == args.debug_kill_at_step:
             os.kill(os.getpid(), signal.SIGKILL)  # for the resume test: die like a killed job

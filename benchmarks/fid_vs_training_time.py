@@ -75,6 +75,8 @@ def main():
                         "sampling_scheduler", "guidance_scale", "max_steps"):
                 if key in config:  # runs from before guidance have no context_dropout / guidance_scale
                     export += [f"--{key.replace('_', '-')}", str(config[key])]
+            if config.get("keep_vertices"):
+                export.append("--keep-vertices")
             subprocess.run(export, check=True, capture_output=True, text=True)
             metrics_file = Path(tmp) / "metrics.json"
             evaluate = [sys.executable, str(REPO / "evaluate.py"), "--model", tmp, "--category", args.category,

@@ -74,13 +74,16 @@ class StrokeDiffusionModel(ModelMixin, ConfigMixin):
     """History encoder, stop head and per-stroke denoiser of the stroke-by-stroke sketch diffusion model.
 
     ``context_dropout`` is the fraction of strokes trained with the null context instead of their history
-    (the training objective reads it); a model trained with 0 has no use for guidance.
+    (the training objective reads it); a model trained with 0 has no use for guidance. ``keep_vertices`` records
+    how strokes were resampled to ``points_per_stroke`` points (``representation.resample_stroke``), so that the
+    pipeline resamples history and prefix strokes the same way.
     """
 
     @register_to_config
     def __init__(
         self,
         points_per_stroke: int = 32,
+        keep_vertices: bool = False,
         max_strokes: int = 32,
         hidden_size: int = 192,
         num_layers: int = 4,

@@ -38,6 +38,20 @@ if [ "${RECIPE_STUDY:-1}" = 1 ]; then
   python train.py "${RABBIT[@]}" --output-dir outputs/e3 --max-steps 2000 --validation-size 500 --history-noise 0.04 \
       --checkpoints-total-limit 10 --sample-interval 1000 --resume-from-checkpoint latest
   python benchmarks/sampler_study.py --model outputs/e3 "${VAL[@]}" --setting "" | tee results/rabbit_study_e3.txt
+  # the representation floor: real train drawings through the model's stroke representation, no model
+  for v in "p32 --points-per-stroke 32" "p64 --points-per-stroke 64" "p32_keep --keep-vertices" \
+           "p32_keep_eps1 --keep-vertices --epsilon 1"; do
+    set -- $v
+    name=$1; shift
+    python benchmarks/representation_floor.py --data data/rabbit_sketchrnn.ndjson \
+        --split data/rabbit_sketchrnn.split.json "$@" --out outputs/roundtrip_$name.ndjson
+    python evaluate.py --generated outputs/roundtrip_$name.ndjson "${RABBIT[@]}" --out outputs/roundtrip_$name.json
+  done
+  # E4: the shipped recipe with vertex-keeping resampling; sampled with the official and two finer RDP tolerances
+  python train.py "${RABBIT[@]}" --output-dir outputs/e4 --max-steps 2000 --validation-size 500 --keep-vertices \
+      --checkpoints-total-limit 10 --sample-interval 1000 --resume-from-checkpoint latest
+  python benchmarks/sampler_study.py --model outputs/e4 "${VAL[@]}" --setting "" --setting simplify_epsilon=1.0 \
+      --setting simplify_epsilon=1.5 | tee results/rabbit_study_e4.txt
   # the previous release's rabbit (noise prediction, no regularisation, 6,500 steps): train vs test loss
   mkdir -p outputs/previous_release && git archive ee5adf5 models/rabbit | tar -x -C outputs/previous_release
   python benchmarks/generalization_gap.py --model outputs/previous_release/models/rabbit \

@@ -10,7 +10,7 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler
 
-from conftest import TINY_MODEL, needs_shared, simplified_sample
+from conftest import TINY_MODEL, make_tiny_pipeline, needs_shared, simplified_sample
 from pipeline import StrokeDiffusionModel
 from pipeline.data import load_strokes
 
@@ -53,16 +53,19 @@ def test_simplified_strokes_follow_the_official_format(tiny_pipeline):
             np.testing.assert_allclose(path[-1][[0, -1]], stroke[[0, -1]], atol=0.5 + 1e-4)
 
 
-def test_simplified_history_is_the_projected_stroke(tiny_pipeline):
+@pytest.mark.parametrize("keep_vertices", [False, True])
+def test_simplified_history_is_the_projected_stroke(keep_vertices):
     from pipeline.representation import pixels_to_unit, simplify_normalized, unit_to_pixels
 
+    pipe = make_tiny_pipeline(keep_vertices=keep_vertices)  # history resampled as the model's training data was
+
     def draw(max_strokes, simplify):
-        return tiny_pipeline(num_sketches=4, num_inference_steps=3, max_strokes=max_strokes, stroke_format="raw",
-                             simplify_history=simplify, generator=torch.Generator().manual_seed(0)).strokes
+        return pipe(num_sketches=4, num_inference_steps=3, max_strokes=max_strokes, stroke_format="raw",
+                    simplify_history=simplify, generator=torch.Generator().manual_seed(0)).strokes
 
     first_raw, first_simplified = draw(1, False), draw(1, True)
     for raw, simplified in zip(first_raw, first_simplified):  # the same denoised stroke, then projected
-        expected = unit_to_pixels(simplify_normalized(pixels_to_unit(raw[0])[None]))[0]
+        expected = unit_to_pixels(simplify_normalized(pixels_to_unit(raw[0])[None], keep_vertices=keep_vertices))[0]
         np.testing.assert_allclose(simplified[0], expected, atol=1e-3)
     assert not sketches_equal(draw(6, False), draw(6, True))  # later strokes see the projected history
 
@@ -125,6 +128,7 @@ def test_completion_keeps_the_real_prefix(tiny_pipeline):
     ({"guidance_scale": -1.0}, "guidance_scale must be a number >= 0"),
     ({"guidance_scale": 2.0}, "needs a model trained with context dropout"),
     ({"output_type": "latent"}, "output_type"),
+    ({"simplify_epsilon": -0.5}, "simplify_epsilon must be a number of pixels >= 0"),
 ])
 def test_bad_arguments_say_what_is_wrong(tiny_pipeline, kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -148,8 +152,6 @@ def test_guidance_zero_ignores_the_history_and_guidance_changes_strokes(guided_p
 
 
 def test_default_guidance_scale_is_saved_with_the_pipeline(tmp_path):
-    from conftest import make_tiny_pipeline
-
     pipe = make_tiny_pipeline(context_dropout=0.1)
     pipe.register_to_config(default_guidance_scale=2.5)
     pipe.save_pretrained(tmp_path / "p")
@@ -162,6 +164,21 @@ def test_default_guidance_scale_is_saved_with_the_pipeline(tmp_path):
     explicit = loaded(**kwargs, guidance_scale=2.5, generator=torch.Generator().manual_seed(0)).strokes
     unguided = loaded(**kwargs, guidance_scale=1.0, generator=torch.Generator().manual_seed(0)).strokes
     assert sketches_equal(default, explicit) and not sketches_equal(default, unguided)
+
+
+def test_simplify_epsilon_default_is_saved_and_sets_how_much_detail_survives(tmp_path):
+    pipe = make_tiny_pipeline(keep_vertices=True, points_per_stroke=16)
+    pipe.register_to_config(default_simplify_epsilon=1.0)
+    pipe.save_pretrained(tmp_path / "p")
+    loaded = DiffusionPipeline.from_pretrained(tmp_path / "p", trust_remote_code=True)
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.config.default_simplify_epsilon == 1.0 and loaded.transformer.config.keep_vertices
+    draw = lambda **kw: loaded(num_sketches=4, num_inference_steps=3, max_strokes=6,  # noqa: E731
+                               generator=torch.Generator().manual_seed(0), **kw).strokes
+    default, fine, coarse = draw(), draw(simplify_epsilon=1.0), draw(simplify_epsilon=4.0)
+    assert sketches_equal(default, fine)
+    points = lambda sketches: sum(len(s) for sketch in sketches for s in sketch)  # noqa: E731
+    assert points(fine) > points(coarse)  # a lower tolerance keeps more of each stroke's vertices
 
 
 def test_save_pretrained_writes_hub_layout(tiny_pipeline, tmp_path):

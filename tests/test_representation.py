@@ -51,6 +51,37 @@ def test_resample_is_uniform_in_arc_length_and_handles_dots():
     np.testing.assert_array_equal(dot, [[5, 7]] * 4)
 
 
+def test_resample_keeping_vertices_puts_every_corner_on_a_point():
+    zigzag = np.array([[0, 0], [30, 0], [30, 10], [30, 10], [0, 40], [3, 41]], dtype=np.float32)  # a repeated point
+    r = resample_stroke(zigzag, 16, keep_vertices=True)
+    assert r.shape == (16, 2)
+    distinct = zigzag[[0, 1, 2, 4, 5]]
+    hits = [int(np.argmin(np.linalg.norm(r - v, axis=1))) for v in distinct]
+    np.testing.assert_allclose(r[hits], distinct, atol=1e-5)  # every distinct vertex is a point ...
+    assert hits == sorted(hits) and hits[0] == 0 and hits[-1] == 15  # ... in drawing order, ends kept
+    steps = np.linalg.norm(np.diff(r, axis=0), axis=1)
+    assert steps.min() > 0 and steps.max() < 2 * steps.mean()  # the other points spread along the segments
+    from pipeline.representation import rdp_simplify
+
+    np.testing.assert_allclose(rdp_simplify(r, 2.0), rdp_simplify(distinct, 2.0), atol=1e-4)  # corners survive
+    uniform = resample_stroke(zigzag, 16)
+    assert np.min(np.linalg.norm(uniform - [30, 0], axis=1)) > 1.0  # equal spacing cuts the first corner
+    many = np.stack([np.arange(40.0), np.arange(40.0) % 2 * 5], axis=1)  # more vertices than points
+    np.testing.assert_array_equal(resample_stroke(many, 16, keep_vertices=True), resample_stroke(many, 16))
+    np.testing.assert_array_equal(resample_stroke(np.array([[5.0, 7.0]] * 3), 4, keep_vertices=True), [[5, 7]] * 4)
+
+
+@needs_shared
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_resample_keeping_vertices_on_real_drawings(category):
+    for sketch in load_strokes(simplified_sample(category)):
+        for stroke in sketch:
+            if len(stroke) > 32:
+                continue
+            r = resample_stroke(stroke, 32, keep_vertices=True)
+            assert np.min(np.linalg.norm(r[:, None] - stroke[None], axis=2), axis=0).max() < 1e-3
+
+
 def test_pixel_unit_mapping():
     np.testing.assert_allclose(pixels_to_unit([0, 127.5, 255]), [-1, 0, 1])
     np.testing.assert_allclose(unit_to_pixels(pixels_to_unit([3.0, 200.0])), [3.0, 200.0], rtol=1e-6)

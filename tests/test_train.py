@@ -35,7 +35,7 @@ def weights(folder: Path) -> dict:
 @needs_shared
 def test_smoke_run_writes_a_loadable_pipeline_with_provenance(tmp_path):
     run_train(tmp_path, "m", "--max-steps", "4", "--checkpointing-steps", "2", "--sample-interval", "4",
-              "--augment", "1.0")
+              "--augment", "1.0", "--keep-vertices", "--simplify-epsilon", "1.5")
     out = tmp_path / "m"
     from diffusers import DiffusionPipeline
 
@@ -43,6 +43,7 @@ def test_smoke_run_writes_a_loadable_pipeline_with_provenance(tmp_path):
     pipe.set_progress_bar_config(disable=True)
     sketches = pipe(num_sketches=2, num_inference_steps=3, generator=torch.Generator().manual_seed(0)).strokes
     assert len(sketches) == 2 and all(len(s) >= 1 for s in sketches)
+    assert pipe.transformer.config.keep_vertices and pipe.config.default_simplify_epsilon == 1.5  # options saved
     provenance = json.loads((out / "provenance.json").read_text())
     assert provenance["steps"] == 4
     assert provenance["drawings"]["train_rows"] == 25 and provenance["drawings"]["used"] == 25
