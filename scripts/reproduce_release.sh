@@ -52,6 +52,10 @@ if [ "${RECIPE_STUDY:-1}" = 1 ]; then
       --checkpoints-total-limit 10 --sample-interval 1000 --resume-from-checkpoint latest
   python benchmarks/sampler_study.py --model outputs/e4 "${VAL[@]}" --setting "" --setting simplify_epsilon=1.0 \
       --setting simplify_epsilon=1.5 | tee results/rabbit_study_e4.txt
+  python benchmarks/sampler_study.py --model outputs/e4 "${VAL[@]}" \
+      --setting simplify_epsilon=1.5,num_inference_steps=30 --setting simplify_epsilon=1.0,num_inference_steps=50 \
+      --setting num_inference_steps=30 --setting simplify_epsilon=1.5,num_inference_steps=100 \
+      --setting simplify_epsilon=1.0,num_inference_steps=200 | grep -v "^model" >> results/rabbit_study_e4.txt
   # the previous release's rabbit (noise prediction, no regularisation, 6,500 steps): train vs test loss
   mkdir -p outputs/previous_release && git archive ee5adf5 models/rabbit | tar -x -C outputs/previous_release
   python benchmarks/generalization_gap.py --model outputs/previous_release/models/rabbit \
