@@ -116,6 +116,17 @@ def sample_in_batches(pipe, num: int, batch_size: int, generator, **call) -> lis
     return sketches
 
 
+def reference_floor_indices(split: dict, num: int, seed: int) -> list[int]:
+    """The sorted line indices of ``num`` (at most) train drawings that are not in the test split, chosen with
+    ``seed``: the real drawings that ``--reference-floor`` scores against the test set."""
+    test_indices = set(split["test"])
+    candidates = sorted({i for i in split["train"] if i not in test_indices})
+    take = min(len(candidates), num)
+    if take == 0:
+        raise ValueError("--reference-floor needs train drawings that are not in the test split")
+    return sorted(np.random.default_rng(seed).choice(candidates, size=take, replace=False).tolist())
+
+
 def generate(model: str, num: int, args) -> tuple[list, dict]:
     """Sample ``num`` sketches (pixel strokes) from a pipeline; also return the sampling settings used."""
     from diffusers import DiffusionPipeline
@@ -194,16 +205,11 @@ def main(argv=None) -> dict:
 
     floor = None
     if args.reference_floor:
-        test_indices = set(split["test"])
-        candidates = sorted({i for i in split["train"] if i not in test_indices})
-        take = min(len(candidates), len(test_sets["test"]))
-        if take == 0:
-            raise ValueError("--reference-floor needs train drawings that are not in the test split")
-        chosen = sorted(np.random.default_rng(args.seed).choice(candidates, size=take, replace=False).tolist())
+        chosen = reference_floor_indices(split, len(test_sets["test"]), args.seed)
         floor_sets = load_split_sketches(data_file, {"train": chosen, "test": split["test"]}, cache / "datasets")
         floor = score(real_features["test"], features(render_all(floor_sets["train"], **style)))
         floor["stroke_statistics"] = stroke_statistics_distance(test_sets["test"], floor_sets["train"])
-        floor["train_indices"] = f"{take} train drawings not in test, chosen with seed {args.seed}"
+        floor["train_indices"] = f"{len(chosen)} train drawings not in test, chosen with seed {args.seed}"
 
     grid_path = Path(args.grid) if args.grid else Path(args.out).with_suffix(".grid.png")
     rows = 4

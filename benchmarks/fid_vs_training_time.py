@@ -70,13 +70,16 @@ def main():
             export = [sys.executable, str(REPO / "train.py"), "--category", config["category"], "--data", config["data"],
                       "--split", config["split"], "--output-dir", tmp, "--export-only", "--resume-from-checkpoint", str(ckpt),
                       "--cache-dir", config["cache_dir"], "--logger", "none"]
-            for key in ("points_per_stroke", "max_strokes", "hidden_size", "num_layers", "num_heads", "head_hidden_size",
-                        "head_num_blocks", "dropout", "context_dropout", "prediction_type", "beta_schedule",
-                        "sampling_scheduler", "guidance_scale", "max_steps"):
-                if key in config:  # runs from before guidance have no context_dropout / guidance_scale
-                    export += [f"--{key.replace('_', '-')}", str(config[key])]
-            if config.get("keep_vertices"):
-                export.append("--keep-vertices")
+            for key in ("points_per_stroke", "keep_vertices", "max_strokes", "hidden_size", "num_layers", "num_heads",
+                        "head_hidden_size", "head_num_blocks", "dropout", "context_dropout", "prediction_type",
+                        "beta_schedule", "sampling_scheduler", "guidance_scale", "simplify_epsilon", "max_steps"):
+                if key not in config:  # older runs lack the options added since (context_dropout, keep_vertices, ...)
+                    continue
+                flag, value = key.replace("_", "-"), config[key]
+                if isinstance(value, bool):  # on/off flags: --keep-vertices / --no-keep-vertices
+                    export.append(f"--{flag}" if value else f"--no-{flag}")
+                else:
+                    export += [f"--{flag}", str(value)]
             subprocess.run(export, check=True, capture_output=True, text=True)
             metrics_file = Path(tmp) / "metrics.json"
             evaluate = [sys.executable, str(REPO / "evaluate.py"), "--model", tmp, "--category", args.category,

@@ -19,6 +19,7 @@ import numpy as np
 
 from common import machine  # also puts the repository on sys.path
 
+from evaluate import reference_floor_indices
 from pipeline.data import load_split, load_split_sketches
 from pipeline.fileio import write_ndjson_atomic
 from pipeline.metrics import default_cache_dir
@@ -45,10 +46,7 @@ def main():
     parser.add_argument("--out", required=True, help="ndjson to write")
     args = parser.parse_args()
     split = load_split(args.split)
-    test = set(split["test"])
-    candidates = sorted({i for i in split["train"] if i not in test})
-    take = min(len(candidates), len(split["test"]))
-    chosen = sorted(np.random.default_rng(args.seed).choice(candidates, size=take, replace=False).tolist())
+    chosen = reference_floor_indices(split, len(split["test"]), args.seed)
     subsets = load_split_sketches(args.data, {"train": chosen, "test": split["test"]}, default_cache_dir() / "datasets")
     out = [round_trip(s, args.points_per_stroke, args.keep_vertices, args.epsilon) for s in subsets["train"]]
     write_ndjson_atomic(args.out, (to_ndjson_record(s, word="roundtrip", key_id=str(i)) for i, s in zip(chosen, out)))
