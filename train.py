@@ -74,6 +74,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--num-heads", type=int, default=4, help="attention heads")
     g.add_argument("--head-hidden-size", type=int, default=512, help="width of the denoiser MLP")
     g.add_argument("--head-num-blocks", type=int, default=4, help="adaLN blocks of the denoiser")
+    g.add_argument("--head-conv-blocks", type=int, default=0,
+                   help="residual 1-D convolution blocks along the points after the denoiser MLP (0 = none)")
+    g.add_argument("--head-conv-channels", type=int, default=64, help="channels of those convolutions")
     g.add_argument("--dropout", type=float, default=0.1, help="dropout in the stroke transformer")
     g.add_argument("--context-dropout", type=float, default=0.1,
                    help="fraction of strokes trained with the null context instead of their history, which "
@@ -137,13 +140,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--debug-kill-at-step", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     for name in ("train_batch_size", "noise_draws", "points_per_stroke", "max_strokes", "checkpointing_steps",
-                 "gradient_accumulation_steps", "num_epochs", "checkpoints_total_limit", "validation_interval"):
+                 "gradient_accumulation_steps", "num_epochs", "checkpoints_total_limit", "validation_interval",
+                 "head_conv_channels"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.max_steps is not None and args.max_steps < 1:
         p.error("--max-steps must be at least 1")
-    if args.validation_size < 0:
-        p.error("--validation-size must be >= 0")
+    for name in ("validation_size", "head_conv_blocks"):
+        if getattr(args, name) < 0:
+            p.error(f"--{name.replace('_', '-')} must be >= 0")
     if args.export_only and not args.resume_from_checkpoint:
         p.error("--export-only needs --resume-from-checkpoint")
     if not 0.0 <= args.context_dropout < 1.0:
@@ -399,7 +404,8 @@ def build_model(args) -> StrokeDiffusionModel:
     return StrokeDiffusionModel(
         points_per_stroke=args.points_per_stroke, keep_vertices=args.keep_vertices, max_strokes=args.max_strokes,
         hidden_size=args.hidden_size, num_layers=args.num_layers, num_heads=args.num_heads,
-        head_hidden_size=args.head_hidden_size, head_num_blocks=args.head_num_blocks, dropout=args.dropout,
+        head_hidden_size=args.head_hidden_size, head_num_blocks=args.head_num_blocks,
+        head_conv_blocks=args.head_conv_blocks, head_conv_channels=args.head_conv_channels, dropout=args.dropout,
         context_dropout=args.context_dropout)
 
 

@@ -71,8 +71,9 @@ def main():
                       "--split", config["split"], "--output-dir", tmp, "--export-only", "--resume-from-checkpoint", str(ckpt),
                       "--cache-dir", config["cache_dir"], "--logger", "none"]
             for key in ("points_per_stroke", "keep_vertices", "max_strokes", "hidden_size", "num_layers", "num_heads",
-                        "head_hidden_size", "head_num_blocks", "dropout", "context_dropout", "prediction_type",
-                        "beta_schedule", "sampling_scheduler", "guidance_scale", "simplify_epsilon", "max_steps"):
+                        "head_hidden_size", "head_num_blocks", "head_conv_blocks", "head_conv_channels", "dropout",
+                        "context_dropout", "prediction_type", "beta_schedule", "sampling_scheduler", "guidance_scale",
+                        "simplify_epsilon", "max_steps"):
                 if key not in config:  # older runs lack the options added since (context_dropout, keep_vertices, ...)
                     continue
                 flag, value = key.replace("_", "-"), config[key]

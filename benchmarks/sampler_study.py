@@ -8,9 +8,10 @@
 Each ``--setting`` is comma-separated ``key=value`` pairs: arguments of the pipeline call
 (``num_inference_steps``, ``guidance_scale``, ``temperature``, ``simplify_history``, ...), ``scheduler=ddim|dpm|ddpm``
 (swapped in with ``from_config``) and ``first_timestep=T`` (sampling steps at T, T - 1000 / steps, ... instead of the
-scheduler's own spacing). An empty setting is the pipeline's defaults. Sketches are generated (seed 0, batches
-of 500), rendered and scored as ``evaluate.py`` does, against the split's test drawings; each line gives FID, KID,
-sampling seconds, and mean strokes per sketch and stroke length (pixels) next to the reference's.
+scheduler's own spacing). An empty setting is the pipeline's defaults. Sketches are generated (``--seed``,
+batches of 500; other seeds show how much a 500-sample FID moves by chance), rendered and scored as ``evaluate.py``
+does, against the split's test drawings; each line gives FID, KID, sampling seconds, and mean strokes per sketch
+and stroke length (pixels) next to the reference's.
 """
 
 import argparse
@@ -74,6 +75,7 @@ def main():
     parser.add_argument("--data", required=True, help="ndjson of the reference drawings")
     parser.add_argument("--split", required=True, help="split JSON; its test part is the reference set")
     parser.add_argument("--num-samples", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated sketches")
     parser.add_argument("--setting", action="append", default=None, help="key=value,... (repeatable)")
     args = parser.parse_args()
     cache = default_cache_dir()
@@ -82,13 +84,14 @@ def main():
     features = FeatureCache(inception_extractor(weights), weights.sha256, cache / "features")
     real = features(render_all(reference, 299, 3.0))
     real_stats = stroke_statistics(reference)
-    print(f"model {args.model}; {args.num_samples} generated vs {len(reference)} reference drawings ({args.data})")
+    print(f"model {args.model}; {args.num_samples} generated (seed {args.seed}) vs {len(reference)} reference drawings "
+          f"({args.data})")
     for text in args.setting or [""]:
         pipe = DiffusionPipeline.from_pretrained(args.model, trust_remote_code=True)
         pipe.set_progress_bar_config(disable=True)
         call = configure(pipe, parse_setting(text))
         start = time.perf_counter()
-        sketches = sample_in_batches(pipe, args.num_samples, 500, torch.Generator().manual_seed(0), **call)
+        sketches = sample_in_batches(pipe, args.num_samples, 500, torch.Generator().manual_seed(args.seed), **call)
         seconds = time.perf_counter() - start
         scores = fid_kid_from_features(real, features(render_all(sketches, 299, 3.0)),
                                        kid_subset_size=min(1000, len(reference), len(sketches)))

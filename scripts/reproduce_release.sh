@@ -56,6 +56,20 @@ if [ "${RECIPE_STUDY:-1}" = 1 ]; then
       --setting simplify_epsilon=1.5,num_inference_steps=30 --setting simplify_epsilon=1.0,num_inference_steps=50 \
       --setting num_inference_steps=30 --setting simplify_epsilon=1.5,num_inference_steps=100 \
       --setting simplify_epsilon=1.0,num_inference_steps=200 | grep -v "^model" >> results/rabbit_study_e4.txt
+  # E5: the shipped recipe with 64 points per stroke (representation floor 8.97 instead of 11.97)
+  python train.py "${RABBIT[@]}" --output-dir outputs/e5 --max-steps 2000 --validation-size 500 --points-per-stroke 64 \
+      --checkpoints-total-limit 10 --sample-interval 1000 --resume-from-checkpoint latest
+  python benchmarks/sampler_study.py --model outputs/e5 "${VAL[@]}" --setting "" --setting simplify_epsilon=1.5 \
+      | tee results/rabbit_study_e5.txt
+  # E6: the shipped recipe with two convolution blocks along the points after the denoiser MLP
+  python train.py "${RABBIT[@]}" --output-dir outputs/e6 --max-steps 2000 --validation-size 500 --head-conv-blocks 2 \
+      --head-conv-channels 32 --checkpoints-total-limit 10 --sample-interval 1000 --resume-from-checkpoint latest
+  python benchmarks/sampler_study.py --model outputs/e6 "${VAL[@]}" --setting "" --setting simplify_epsilon=1.5 \
+      | tee results/rabbit_study_e6.txt
+  # how much a 500-sample validation FID moves with the seed alone (the shipped model; seed 0 is in the E2 file)
+  for seed in 1 2; do
+    python benchmarks/sampler_study.py --model models/rabbit "${VAL[@]}" --seed $seed --setting ""
+  done | tee results/rabbit_sampler_seed_spread.txt
   # the previous release's rabbit (noise prediction, no regularisation, 6,500 steps): train vs test loss
   mkdir -p outputs/previous_release && git archive ee5adf5 models/rabbit | tar -x -C outputs/previous_release
   python benchmarks/generalization_gap.py --model outputs/previous_release/models/rabbit \

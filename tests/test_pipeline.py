@@ -246,6 +246,23 @@ def test_weights_that_do_not_match_the_config_are_rejected(tiny_pipeline, tmp_pa
         StrokeDiffusionModel.from_pretrained(tmp_path / "p" / "transformer")
 
 
+def test_conv_denoiser_blocks_are_saved_and_shape_the_output(tmp_path):
+    pipe = make_tiny_pipeline(head_conv_blocks=1, head_conv_channels=4)
+    model = pipe.transformer
+    sample, t = torch.randn(3, TINY_MODEL["points_per_stroke"], 2), torch.tensor([10, 500, 990])
+    context = torch.randn(3, TINY_MODEL["hidden_size"])
+    out = model(sample, t, context)
+    model.save_pretrained(tmp_path / "m")
+    loaded = StrokeDiffusionModel.from_pretrained(tmp_path / "m").eval()
+    assert loaded.config.head_conv_blocks == 1 and loaded.config.head_conv_channels == 4
+    torch.testing.assert_close(loaded(sample, t, context), out)
+    with torch.no_grad():  # the convolution blocks are on the output path: silencing them changes the prediction
+        model.conv_blocks[0].modulation.weight.zero_()
+        model.conv_blocks[0].modulation.bias.zero_()
+    assert not torch.allclose(model(sample, t, context), out)
+    assert not any(name.startswith("conv") for name, _ in StrokeDiffusionModel(**TINY_MODEL).named_parameters())
+
+
 def test_history_encoder_is_causal():
     torch.manual_seed(0)
     model = StrokeDiffusionModel(**TINY_MODEL).eval()

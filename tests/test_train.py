@@ -35,7 +35,7 @@ def weights(folder: Path) -> dict:
 @needs_shared
 def test_smoke_run_writes_a_loadable_pipeline_with_provenance(tmp_path):
     run_train(tmp_path, "m", "--max-steps", "4", "--checkpointing-steps", "2", "--sample-interval", "4",
-              "--augment", "1.0", "--keep-vertices", "--simplify-epsilon", "1.5")
+              "--augment", "1.0", "--keep-vertices", "--simplify-epsilon", "1.5", "--head-conv-blocks", "1")
     out = tmp_path / "m"
     from diffusers import DiffusionPipeline
 
@@ -44,6 +44,7 @@ def test_smoke_run_writes_a_loadable_pipeline_with_provenance(tmp_path):
     sketches = pipe(num_sketches=2, num_inference_steps=3, generator=torch.Generator().manual_seed(0)).strokes
     assert len(sketches) == 2 and all(len(s) >= 1 for s in sketches)
     assert pipe.transformer.config.keep_vertices and pipe.config.default_simplify_epsilon == 1.5  # options saved
+    assert pipe.transformer.config.head_conv_blocks == 1
     provenance = json.loads((out / "provenance.json").read_text())
     assert provenance["steps"] == 4
     assert provenance["drawings"]["train_rows"] == 25 and provenance["drawings"]["used"] == 25
@@ -146,6 +147,8 @@ def test_save_checkpoint_failure_keeps_previous_checkpoint(tmp_path, monkeypatch
 @pytest.mark.parametrize("extra, message", [
     (["--split", "/nonexistent/split.json"], "split file /nonexistent/split.json does not exist"),
     (["--data", "/nonexistent/cat.ndjson"], "--data /nonexistent/cat.ndjson does not exist"),
+    (["--head-conv-blocks", "-1"], "--head-conv-blocks must be >= 0"),
+    (["--validation-size", "-1"], "--validation-size must be >= 0"),
 ])
 def test_bad_inputs_are_named(tmp_path, extra, message):
     result = run_train(tmp_path, "m", "--max-steps", "1", *extra, check=False)
