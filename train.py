@@ -35,10 +35,11 @@ from pipeline.fileio import append_jsonl, file_digest, git_blob_sha1, write_byte
 from pipeline.modeling_stroke_diffusion import StrokeDiffusionModel
 from pipeline.pipeline_stroke_diffusion import StrokeDiffusionPipeline
 from pipeline.rendering import image_grid, png_bytes, sketches_gif
-from pipeline.representation import pack_sketches
+from pipeline.representation import RESAMPLING_MODES, pack_sketches
 
 logger = logging.getLogger("train")
 CHECKPOINT_MARKER = "checkpoint.json"
+RUN_SPECIFIC_OPTIONS = {"output_dir", "resume_from_checkpoint", "export_only", "config", "debug_kill_at_step", "help"}
 
 
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
@@ -65,9 +66,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
     g = p.add_argument_group("model")
     g.add_argument("--points-per-stroke", type=int, default=32, help="points each stroke is resampled to")
-    g.add_argument("--keep-vertices", action=argparse.BooleanOptionalAction, default=False,
-                   help="resample so that each stroke's vertices are among its points (corners survive); else "
-                        "points equally spaced by arc length")
+    g.add_argument("--resampling", choices=RESAMPLING_MODES, default="arc_length",
+                   help="how strokes become points_per_stroke points: equally spaced by arc length (corners are "
+                        "cut), every vertex among the points with the rest spread along the segments, or the "
+                        "vertices followed by copies of the last one")
     g.add_argument("--max-strokes", type=int, default=32, help="longest sketch; longer ones are filtered out")
     g.add_argument("--hidden-size", type=int, default=192, help="width of the stroke transformer")
     g.add_argument("--num-layers", type=int, default=4, help="layers of the stroke transformer")
@@ -137,8 +139,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--num-samples", type=int, default=16, help="sketches per sample grid")
     g.add_argument("--logger", default="auto", choices=("auto", "tensorboard", "none"),
                    help="Accelerate tracker; auto = tensorboard when installed")
+    g.add_argument("--config", help="a run's training_config.json: its options become the defaults and the flags "
+                                    "given here override them (e.g. to export one of the run's checkpoints)")
     g.add_argument("--debug-kill-at-step", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.config:
+        p.set_defaults(**read_run_config(args.config, p))
+        args = p.parse_args(argv)
     for name in ("train_batch_size", "noise_draws", "points_per_stroke", "max_strokes", "checkpointing_steps",
                  "gradient_accumulation_steps", "num_epochs", "checkpoints_total_limit", "validation_interval",
                  "head_conv_channels"):
@@ -164,6 +171,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def read_run_config(path: str, parser: argparse.ArgumentParser) -> dict:
+    """The options saved in a run's ``training_config.json`` that this parser knows, less the run-specific ones
+    (output folder, resuming, export); options of older versions are reported and skipped."""
+    try:
+        saved = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        parser.error(f"--config {path}: cannot read a training config ({err})")
+    if not isinstance(saved, dict):
+        parser.error(f"--config {path}: expected a JSON object of options, got {type(saved).__name__}")
+    known = {action.dest for action in parser._actions} - RUN_SPECIFIC_OPTIONS
+    stale = sorted(set(saved) - known - RUN_SPECIFIC_OPTIONS)
+    if stale:
+        print(f"--config {path}: skipping options this train.py does not have: {', '.join(stale)}", file=sys.stderr)
+    return {k: v for k, v in saved.items() if k in known}
+
+
 # ----------------------------------------------------------------------------- data
 
 
@@ -187,7 +210,7 @@ def load_training_data(args):
     """Sketches packed for the model and provenance: ``(strokes (N, S, P, 2), lengths (N,))`` to train on and the
     same for the ``--validation-size`` held-out drawings (empty tensors when none are held out)."""
     train, provenance = load_training_sketches(args)
-    strokes, lengths, kept = pack_sketches(train, args.points_per_stroke, args.max_strokes, args.keep_vertices)
+    strokes, lengths, kept = pack_sketches(train, args.points_per_stroke, args.max_strokes, args.resampling)
     if len(kept) == 0:
         raise ValueError(f"every training drawing has more than --max-strokes={args.max_strokes} strokes")
     if args.validation_size >= len(kept):
@@ -402,7 +425,7 @@ def build_schedulers(args):
 def build_model(args) -> StrokeDiffusionModel:
     """A freshly initialised ``StrokeDiffusionModel`` with the model options of ``args``."""
     return StrokeDiffusionModel(
-        points_per_stroke=args.points_per_stroke, keep_vertices=args.keep_vertices, max_strokes=args.max_strokes,
+        points_per_stroke=args.points_per_stroke, resampling=args.resampling, max_strokes=args.max_strokes,
         hidden_size=args.hidden_size, num_layers=args.num_layers, num_heads=args.num_heads,
         head_hidden_size=args.head_hidden_size, head_num_blocks=args.head_num_blocks,
         head_conv_blocks=args.head_conv_blocks, head_conv_channels=args.head_conv_channels, dropout=args.dropout,

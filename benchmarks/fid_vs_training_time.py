@@ -4,7 +4,7 @@
         --data data/rabbit_sketchrnn.ndjson --split data/rabbit_sketchrnn.split.json --num-samples 500 \\
         --out results/rabbit_fid_vs_time.json
 
-Each checkpoint is exported with ``train.py --export-only`` (the run's own training_config.json) and
+Each checkpoint is exported with ``train.py --config RUN/training_config.json --export-only`` and
 scored with ``evaluate.py``. Training time is cumulative over resumed segments, read from the run's
 ``logs/train_log.jsonl``.
 """
@@ -67,20 +67,9 @@ def main():
     for ckpt in checkpoints:
         step = int(ckpt.name.split("-")[1])
         with tempfile.TemporaryDirectory() as tmp:
-            export = [sys.executable, str(REPO / "train.py"), "--category", config["category"], "--data", config["data"],
-                      "--split", config["split"], "--output-dir", tmp, "--export-only", "--resume-from-checkpoint", str(ckpt),
-                      "--cache-dir", config["cache_dir"], "--logger", "none"]
-            for key in ("points_per_stroke", "keep_vertices", "max_strokes", "hidden_size", "num_layers", "num_heads",
-                        "head_hidden_size", "head_num_blocks", "head_conv_blocks", "head_conv_channels", "dropout",
-                        "context_dropout", "prediction_type", "beta_schedule", "sampling_scheduler", "guidance_scale",
-                        "simplify_epsilon", "max_steps"):
-                if key not in config:  # older runs lack the options added since (context_dropout, keep_vertices, ...)
-                    continue
-                flag, value = key.replace("_", "-"), config[key]
-                if isinstance(value, bool):  # on/off flags: --keep-vertices / --no-keep-vertices
-                    export.append(f"--{flag}" if value else f"--no-{flag}")
-                else:
-                    export += [f"--{flag}", str(value)]
+            export = [sys.executable, str(REPO / "train.py"), "--config", str(run / "training_config.json"),
+                      "--category", config["category"], "--output-dir", tmp, "--export-only",
+                      "--resume-from-checkpoint", str(ckpt), "--logger", "none"]
             subprocess.run(export, check=True, capture_output=True, text=True)
             metrics_file = Path(tmp) / "metrics.json"
             evaluate = [sys.executable, str(REPO / "evaluate.py"), "--model", tmp, "--category", args.category,

@@ -6,11 +6,11 @@
         --data data/rabbit_sketchrnn.ndjson --split data/rabbit_sketchrnn.split.json --out outputs/roundtrip_p32.json
 
 Takes the real train drawings that ``evaluate.py --reference-floor`` scores (seed 0) and sends each through
-what a perfect model's strokes go through in the pipeline: resampled by arc length to P points in [-1, 1]
-(equally spaced, or with ``--keep-vertices`` as ``train.py --keep-vertices``), then the history step (RDP
-with ``--epsilon`` pixels, resampled back to P points) and the output step (fit to the canvas, RDP with
-``--epsilon``, integer pixels). Scored against the test split, this is the best FID that a model with this
-representation can reach; its distance to the reference floor is what the representation costs.
+what a perfect model's strokes go through in the pipeline: resampled to P points in [-1, 1] (``--resampling``,
+as in ``train.py``), then the history step (RDP with ``--epsilon`` pixels, resampled back to P points) and the
+output step (fit to the canvas, RDP with ``--epsilon``, integer pixels). Scored against the test split, this is
+the best FID that a model with this representation can reach; its distance to the reference floor is what the
+representation costs.
 """
 
 import argparse
@@ -24,13 +24,14 @@ from pipeline.data import load_split, load_split_sketches
 from pipeline.fileio import write_ndjson_atomic
 from pipeline.metrics import default_cache_dir
 from pipeline.rendering import to_ndjson_record
-from pipeline.representation import raw_to_simplified, simplify_normalized, strokes_to_normalized, unit_to_pixels
+from pipeline.representation import (RESAMPLING_MODES, raw_to_simplified, simplify_normalized, strokes_to_normalized,
+                                     unit_to_pixels)
 
 
-def round_trip(sketch, points_per_stroke: int, keep_vertices: bool, epsilon: float) -> list[np.ndarray]:
+def round_trip(sketch, points_per_stroke: int, resampling: str, epsilon: float) -> list[np.ndarray]:
     """Absolute strokes (pixels) -> the pipeline's representation and output form -> absolute strokes (pixels)."""
-    normalized = strokes_to_normalized(sketch, points_per_stroke, keep_vertices)
-    normalized = simplify_normalized(normalized, epsilon, keep_vertices)
+    normalized = strokes_to_normalized(sketch, points_per_stroke, resampling)
+    normalized = simplify_normalized(normalized, epsilon, resampling)
     return raw_to_simplified([unit_to_pixels(s) for s in normalized], fit=True, epsilon=epsilon)
 
 
@@ -39,7 +40,8 @@ def main():
     parser.add_argument("--data", required=True, help="ndjson[.gz] with the drawings")
     parser.add_argument("--split", required=True, help="split JSON (train/test line indices)")
     parser.add_argument("--points-per-stroke", type=int, default=32)
-    parser.add_argument("--keep-vertices", action="store_true", help="resample as train.py --keep-vertices does")
+    parser.add_argument("--resampling", choices=RESAMPLING_MODES, default="arc_length",
+                        help="how strokes become points (train.py --resampling)")
     parser.add_argument("--epsilon", type=float, default=2.0, help="RDP tolerance in pixels (the pipeline's "
                                                                    "simplify_epsilon)")
     parser.add_argument("--seed", type=int, default=0, help="the seed evaluate.py --reference-floor uses")
@@ -48,11 +50,10 @@ def main():
     split = load_split(args.split)
     chosen = reference_floor_indices(split, len(split["test"]), args.seed)
     subsets = load_split_sketches(args.data, {"train": chosen, "test": split["test"]}, default_cache_dir() / "datasets")
-    out = [round_trip(s, args.points_per_stroke, args.keep_vertices, args.epsilon) for s in subsets["train"]]
+    out = [round_trip(s, args.points_per_stroke, args.resampling, args.epsilon) for s in subsets["train"]]
     write_ndjson_atomic(args.out, (to_ndjson_record(s, word="roundtrip", key_id=str(i)) for i, s in zip(chosen, out)))
     points = np.mean([len(stroke) for sketch in out for stroke in sketch])
-    how = "vertices kept" if args.keep_vertices else "equally spaced"
-    print(f"{len(out)} train drawings, P = {args.points_per_stroke} ({how}), RDP {args.epsilon:g} px: "
+    print(f"{len(out)} train drawings, P = {args.points_per_stroke} ({args.resampling}), RDP {args.epsilon:g} px: "
           f"{points:.2f} points per stroke -> {args.out}\nmachine: {machine()}")
 
 

@@ -10,8 +10,8 @@ Each ``--setting`` is comma-separated ``key=value`` pairs: arguments of the pipe
 (swapped in with ``from_config``) and ``first_timestep=T`` (sampling steps at T, T - 1000 / steps, ... instead of the
 scheduler's own spacing). An empty setting is the pipeline's defaults. Sketches are generated (``--seed``,
 batches of 500; other seeds show how much a 500-sample FID moves by chance), rendered and scored as ``evaluate.py``
-does, against the split's test drawings; each line gives FID, KID, sampling seconds, and mean strokes per sketch
-and stroke length (pixels) next to the reference's.
+does, against the split's test drawings; each line gives FID, KID, sampling seconds, and mean strokes per sketch,
+stroke length (pixels) and points per stroke next to the reference's.
 """
 
 import argparse
@@ -98,7 +98,8 @@ def main():
         stats = stroke_statistics(sketches)
         print(f"{text or 'defaults':45s} FID {scores['fid']:6.2f}  KID {scores['kid_mean']:.4f}  {seconds:5.1f} s  "
               f"strokes {stats['strokes_per_sketch'].mean():.2f} (ref {real_stats['strokes_per_sketch'].mean():.2f})  "
-              f"length {stats['stroke_length'].mean():.0f} px (ref {real_stats['stroke_length'].mean():.0f})",
+              f"length {stats['stroke_length'].mean():.0f} px (ref {real_stats['stroke_length'].mean():.0f})  "
+              f"points {stats['points_per_stroke'].mean():.2f} (ref {real_stats['points_per_stroke'].mean():.2f})",
               flush=True)
     print(f"machine: {machine()}")
 

@@ -93,7 +93,7 @@ class StrokeDiffusionModel(ModelMixin, ConfigMixin):
     """History encoder, stop head and per-stroke denoiser of the stroke-by-stroke sketch diffusion model.
 
     ``context_dropout`` is the fraction of strokes trained with the null context instead of their history
-    (the training objective reads it); a model trained with 0 has no use for guidance. ``keep_vertices`` records
+    (the training objective reads it); a model trained with 0 has no use for guidance. ``resampling`` records
     how strokes were resampled to ``points_per_stroke`` points (``representation.resample_stroke``), so that the
     pipeline resamples history and prefix strokes the same way. ``head_conv_blocks`` > 0 adds that many ``ConvBlock``
     blocks of ``head_conv_channels`` channels after the denoiser MLP; 0 is the plain MLP denoiser.
@@ -103,7 +103,7 @@ class StrokeDiffusionModel(ModelMixin, ConfigMixin):
     def __init__(
         self,
         points_per_stroke: int = 32,
-        keep_vertices: bool = False,
+        resampling: str = "arc_length",
         max_strokes: int = 32,
         hidden_size: int = 192,
         num_layers: int = 4,

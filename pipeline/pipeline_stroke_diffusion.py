@@ -208,7 +208,7 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
         # 1. canvas state: (B, max_strokes, P, 2) in [-1, 1], the prefix first
         strokes = torch.zeros(num_sketches, max_strokes, config.points_per_stroke, 2, device=device, dtype=dtype)
         if prefix:
-            packed = strokes_to_normalized(prefix, config.points_per_stroke, config.keep_vertices)
+            packed = strokes_to_normalized(prefix, config.points_per_stroke, config.resampling)
             strokes[:, : len(prefix)] = torch.from_numpy(packed).to(device=device, dtype=dtype)
         lengths = torch.full((num_sketches,), len(prefix), dtype=torch.long, device=device)
         finished = torch.zeros(num_sketches, dtype=torch.bool, device=device)
@@ -230,7 +230,7 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
             new, trajectory = self.denoise_stroke(context, num_inference_steps, guidance_scale, generator,
                                                   temperature, return_trajectories)
             if simplify_history:  # the form the history encoder saw in training: piecewise-linear strokes
-                new = simplify_normalized(new.float().cpu().numpy(), simplify_epsilon, config.keep_vertices)
+                new = simplify_normalized(new.float().cpu().numpy(), simplify_epsilon, config.resampling)
                 new = torch.from_numpy(new).to(device=device, dtype=dtype)
             strokes[active, k] = new
             lengths[active] += 1

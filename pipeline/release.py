@@ -2,6 +2,7 @@
 
     python -m pipeline.release --model models/cat --repo-id you/quickdraw-cat-stroke-diffusion          # dry run
     python -m pipeline.release --model models/cat --repo-id you/quickdraw-cat-stroke-diffusion --push   # upload
+    python -m pipeline.release --model models/cat --refresh-code     # the folder's code = this checkout's
 
 ``write_model_card`` builds ``README.md`` (and ``sample.gif``) in a trained model folder from its
 ``provenance.json``, ``training_config.json`` and ``metrics.json``. ``stage`` copies exactly what the
@@ -176,6 +177,64 @@ def stage(model_dir: str | os.PathLike, staging_dir: str | os.PathLike, repo_id:
     return sorted(p for p in staging_dir.rglob("*") if p.is_file())
 
 
+def refresh_code(model_dir: str | os.PathLike, check_seed: int = 0) -> list[str]:
+    """Rewrite a pipeline folder's code and config files with this checkout's, keeping its weights; return the
+    files that changed.
+
+    The folder is loaded with this checkout's classes and saved with ``save_pretrained`` to a temporary folder.
+    Nothing is written unless the weights there are the folder's own, tensor for tensor, and the folder's own
+    code and this checkout's draw the same sketches (seed ``check_seed``): options added to the code since the
+    release get their defaults, so what the release draws does not change. Use a fresh process per folder (the
+    CLI does): diffusers executes a folder's ``pipeline.py`` anew on each load but keeps the modules it imports.
+    """
+    import tempfile
+
+    import diffusers
+    import torch
+    from diffusers import DiffusionPipeline
+    from safetensors.torch import load_file
+
+    from .modeling_stroke_diffusion import StrokeDiffusionModel
+    from .pipeline_stroke_diffusion import StrokeDiffusionPipeline
+
+    model_dir = Path(model_dir)
+    if not (model_dir / "model_index.json").is_file():
+        raise FileNotFoundError(f"{model_dir} is not a pipeline folder (no model_index.json)")
+    index = json.loads((model_dir / "model_index.json").read_text())
+    scheduler_class = getattr(diffusers, index["scheduler"][1])
+    fresh = StrokeDiffusionPipeline(StrokeDiffusionModel.from_pretrained(model_dir / "transformer"),
+                                    scheduler_class.from_pretrained(model_dir / "scheduler"),
+                                    **{k: v for k, v in index.items() if k.startswith("default_")})
+    shipped = DiffusionPipeline.from_pretrained(model_dir, trust_remote_code=True)
+
+    def draw(pipe) -> list:
+        pipe.set_progress_bar_config(disable=True)
+        out = pipe(num_sketches=4, max_strokes=min(8, fresh.transformer.config.max_strokes), image_size=32,
+                   generator=torch.Generator().manual_seed(check_seed))
+        return [[stroke.tolist() for stroke in sketch] for sketch in out.strokes]
+
+    if draw(shipped) != draw(fresh):
+        raise ValueError(f"{model_dir}: this checkout's code draws other sketches than the folder's own; not refreshed")
+    weights = "transformer/diffusion_pytorch_model.safetensors"
+    changed = []
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh.save_pretrained(tmp)
+        config_file = Path(tmp) / "transformer" / "config.json"  # from_pretrained recorded where it read the folder
+        config = json.loads(config_file.read_text())
+        config.pop("_name_or_path", None)
+        config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        old, new = load_file(model_dir / weights), load_file(Path(tmp) / weights)
+        if old.keys() != new.keys() or not all(torch.equal(old[k], new[k]) for k in old):
+            raise ValueError(f"{model_dir}: re-saved weights differ from the folder's; not refreshed")
+        for path in sorted(Path(tmp).rglob("*")):
+            name = str(path.relative_to(tmp))
+            if path.is_file() and name != weights and (not (model_dir / name).is_file()
+                                                       or (model_dir / name).read_bytes() != path.read_bytes()):
+                write_bytes_atomic(model_dir / name, path.read_bytes())
+                changed.append(name)
+    return changed
+
+
 def check_hub_reachable(timeout: float = 5.0) -> None:
     """Fail fast, with a clear message, when the Hub cannot be reached or offline mode is on."""
     from huggingface_hub import constants
@@ -206,11 +265,25 @@ def push(staging_dir: str | os.PathLike, repo_id: str, private: bool = False) ->
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.release", description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="trained pipeline folder (train.py output)")
-    parser.add_argument("--repo-id", required=True, help="Hub repository, e.g. you/quickdraw-cat-stroke-diffusion")
+    parser.add_argument("--repo-id", help="Hub repository, e.g. you/quickdraw-cat-stroke-diffusion (required unless "
+                                          "--refresh-code)")
     parser.add_argument("--staging-dir", help="where to stage the repository (default: outputs/release/<repo name>)")
     parser.add_argument("--push", action="store_true", help="upload (default: dry run that only stages and lists)")
     parser.add_argument("--private", action="store_true", help="create the repository as private")
+    parser.add_argument("--refresh-code", action="store_true",
+                        help="only rewrite the folder's code and configs with this checkout's, keeping its weights "
+                             "(refused unless it draws the same sketches as before)")
     args = parser.parse_args(argv)
+    if args.refresh_code:
+        try:
+            changed = refresh_code(args.model)
+        except (OSError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"{args.model}: " + (f"refreshed {', '.join(changed)}" if changed else "code already current"))
+        return 0
+    if not args.repo_id:
+        parser.error("--repo-id is required (or --refresh-code)")
     staging = Path(args.staging_dir or Path("outputs") / "release" / args.repo_id.split("/")[-1])
     try:
         files = stage(args.model, staging, args.repo_id)

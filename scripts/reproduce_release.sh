@@ -39,8 +39,9 @@ if [ "${RECIPE_STUDY:-1}" = 1 ]; then
       --checkpoints-total-limit 10 --sample-interval 1000 --resume-from-checkpoint latest
   python benchmarks/sampler_study.py --model outputs/e3 "${VAL[@]}" --setting "" | tee results/rabbit_study_e3.txt
   # the representation floor: real train drawings through the model's stroke representation, no model
-  for v in "p32 --points-per-stroke 32" "p64 --points-per-stroke 64" "p32_keep --keep-vertices" \
-           "p32_keep_eps1 --keep-vertices --epsilon 1"; do
+  for v in "p32 --points-per-stroke 32" "p64 --points-per-stroke 64" "p32_keep --resampling vertices" \
+           "p32_keep_eps1 --resampling vertices --epsilon 1" "p32_padded_eps1 --resampling padded_vertices --epsilon 1" \
+           "p32_padded_eps05 --resampling padded_vertices --epsilon 0.5"; do
     set -- $v
     name=$1; shift
     python benchmarks/representation_floor.py --data data/rabbit_sketchrnn.ndjson \
@@ -48,7 +49,7 @@ if [ "${RECIPE_STUDY:-1}" = 1 ]; then
     python evaluate.py --generated outputs/roundtrip_$name.ndjson "${RABBIT[@]}" --out outputs/roundtrip_$name.json
   done
   # E4: the shipped recipe with vertex-keeping resampling; sampled with the official and two finer RDP tolerances
-  python train.py "${RABBIT[@]}" --output-dir outputs/e4 --max-steps 2000 --validation-size 500 --keep-vertices \
+  python train.py "${RABBIT[@]}" --output-dir outputs/e4 --max-steps 2000 --validation-size 500 --resampling vertices \
       --checkpoints-total-limit 10 --sample-interval 1000 --resume-from-checkpoint latest
   python benchmarks/sampler_study.py --model outputs/e4 "${VAL[@]}" --setting "" --setting simplify_epsilon=1.0 \
       --setting simplify_epsilon=1.5 | tee results/rabbit_study_e4.txt
@@ -66,6 +67,15 @@ if [ "${RECIPE_STUDY:-1}" = 1 ]; then
       --head-conv-channels 32 --checkpoints-total-limit 10 --sample-interval 1000 --resume-from-checkpoint latest
   python benchmarks/sampler_study.py --model outputs/e6 "${VAL[@]}" --setting "" --setting simplify_epsilon=1.5 \
       | tee results/rabbit_study_e6.txt
+  # E7: the shipped recipe with padded-vertex strokes (the corners, then copies of the last) and a 1 px tolerance
+  python train.py "${RABBIT[@]}" --output-dir outputs/e7 --max-steps 2000 --validation-size 500 \
+      --resampling padded_vertices --simplify-epsilon 1 --checkpoints-total-limit 10 --sample-interval 1000 \
+      --resume-from-checkpoint latest
+  python benchmarks/sampler_study.py --model outputs/e7 "${VAL[@]}" --setting "" --setting simplify_epsilon=2.0 \
+      --setting simplify_epsilon=0.5 --setting num_inference_steps=30 | tee results/rabbit_study_e7.txt
+  # the shipped model with other output tolerances than the official 2 px
+  python benchmarks/sampler_study.py --model models/rabbit "${VAL[@]}" --setting simplify_epsilon=1.5 \
+      --setting simplify_epsilon=2.5 --setting simplify_epsilon=3.0 | tee results/rabbit_study_tolerance.txt
   # how much a 500-sample validation FID moves with the seed alone (the shipped model; seed 0 is in the E2 file)
   for seed in 1 2; do
     python benchmarks/sampler_study.py --model models/rabbit "${VAL[@]}" --seed $seed --setting ""

@@ -53,11 +53,11 @@ def test_simplified_strokes_follow_the_official_format(tiny_pipeline):
             np.testing.assert_allclose(path[-1][[0, -1]], stroke[[0, -1]], atol=0.5 + 1e-4)
 
 
-@pytest.mark.parametrize("keep_vertices", [False, True])
-def test_simplified_history_is_the_projected_stroke(keep_vertices):
+@pytest.mark.parametrize("resampling", ["arc_length", "vertices", "padded_vertices"])
+def test_simplified_history_is_the_projected_stroke(resampling):
     from pipeline.representation import pixels_to_unit, simplify_normalized, unit_to_pixels
 
-    pipe = make_tiny_pipeline(keep_vertices=keep_vertices)  # history resampled as the model's training data was
+    pipe = make_tiny_pipeline(resampling=resampling)  # history resampled as the model's training data was
 
     def draw(max_strokes, simplify):
         return pipe(num_sketches=4, num_inference_steps=3, max_strokes=max_strokes, stroke_format="raw",
@@ -65,7 +65,7 @@ def test_simplified_history_is_the_projected_stroke(keep_vertices):
 
     first_raw, first_simplified = draw(1, False), draw(1, True)
     for raw, simplified in zip(first_raw, first_simplified):  # the same denoised stroke, then projected
-        expected = unit_to_pixels(simplify_normalized(pixels_to_unit(raw[0])[None], keep_vertices=keep_vertices))[0]
+        expected = unit_to_pixels(simplify_normalized(pixels_to_unit(raw[0])[None], resampling=resampling))[0]
         np.testing.assert_allclose(simplified[0], expected, atol=1e-3)
     assert not sketches_equal(draw(6, False), draw(6, True))  # later strokes see the projected history
 
@@ -167,12 +167,12 @@ def test_default_guidance_scale_is_saved_with_the_pipeline(tmp_path):
 
 
 def test_simplify_epsilon_default_is_saved_and_sets_how_much_detail_survives(tmp_path):
-    pipe = make_tiny_pipeline(keep_vertices=True, points_per_stroke=16)
+    pipe = make_tiny_pipeline(resampling="vertices", points_per_stroke=16)
     pipe.register_to_config(default_simplify_epsilon=1.0)
     pipe.save_pretrained(tmp_path / "p")
     loaded = DiffusionPipeline.from_pretrained(tmp_path / "p", trust_remote_code=True)
     loaded.set_progress_bar_config(disable=True)
-    assert loaded.config.default_simplify_epsilon == 1.0 and loaded.transformer.config.keep_vertices
+    assert loaded.config.default_simplify_epsilon == 1.0 and loaded.transformer.config.resampling == "vertices"
     draw = lambda **kw: loaded(num_sketches=4, num_inference_steps=3, max_strokes=6,  # noqa: E731
                                generator=torch.Generator().manual_seed(0), **kw).strokes
     default, fine, coarse = draw(), draw(simplify_epsilon=1.0), draw(simplify_epsilon=4.0)

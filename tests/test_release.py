@@ -5,7 +5,9 @@ import os
 import subprocess
 import sys
 
-from conftest import REPO, needs_shared, simplified_sample
+import pytest
+
+from conftest import REPO, make_tiny_pipeline, needs_shared, simplified_sample
 from test_train import run_train
 
 
@@ -53,3 +55,29 @@ def test_staged_release_loads_offline_and_card_validates(tmp_path):
                           env=dict(os.environ, HF_HUB_OFFLINE="1"), capture_output=True, text=True, timeout=300)
     assert push.returncode != 0 and "HF_HUB_OFFLINE" in push.stderr
     assert (staged / "model_index.json").is_file()  # the staged folder stays usable
+
+
+def test_refresh_code_rewrites_stale_code_and_refuses_a_change_in_what_it_draws(tmp_path):
+    from pipeline.release import refresh_code
+
+    folder = tmp_path / "m"
+    make_tiny_pipeline().save_pretrained(folder)
+    current = (folder / "pipeline.py").read_text()
+    (folder / "pipeline.py").write_text(current + "\n# an older release\n")
+    config_file = folder / "transformer" / "config.json"
+    config = json.loads(config_file.read_text())
+    config_file.write_text(json.dumps({k: v for k, v in config.items() if k != "resampling"}))  # an option added later
+    weights = (folder / "transformer" / "diffusion_pytorch_model.safetensors").read_bytes()
+
+    assert refresh_code(folder) == ["pipeline.py", "transformer/config.json"]
+    assert (folder / "pipeline.py").read_text() == current
+    assert json.loads(config_file.read_text()) == config  # the option is written with its default
+    assert (folder / "transformer" / "diffusion_pytorch_model.safetensors").read_bytes() == weights
+    assert refresh_code(folder) == []
+
+    changed = current.replace("temperature: float = 1.0,", "temperature: float = 1.5,")
+    assert changed != current
+    (folder / "pipeline.py").write_text(changed)  # a release whose own code draws differently is left alone
+    with pytest.raises(ValueError, match="draws other sketches than the folder's own; not refreshed"):
+        refresh_code(folder)
+    assert (folder / "pipeline.py").read_text() == changed

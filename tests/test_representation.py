@@ -53,7 +53,7 @@ def test_resample_is_uniform_in_arc_length_and_handles_dots():
 
 def test_resample_keeping_vertices_puts_every_corner_on_a_point():
     zigzag = np.array([[0, 0], [30, 0], [30, 10], [30, 10], [0, 40], [3, 41]], dtype=np.float32)  # a repeated point
-    r = resample_stroke(zigzag, 16, keep_vertices=True)
+    r = resample_stroke(zigzag, 16, "vertices")
     assert r.shape == (16, 2)
     distinct = zigzag[[0, 1, 2, 4, 5]]
     hits = [int(np.argmin(np.linalg.norm(r - v, axis=1))) for v in distinct]
@@ -67,19 +67,34 @@ def test_resample_keeping_vertices_puts_every_corner_on_a_point():
     uniform = resample_stroke(zigzag, 16)
     assert np.min(np.linalg.norm(uniform - [30, 0], axis=1)) > 1.0  # equal spacing cuts the first corner
     many = np.stack([np.arange(40.0), np.arange(40.0) % 2 * 5], axis=1)  # more vertices than points
-    np.testing.assert_array_equal(resample_stroke(many, 16, keep_vertices=True), resample_stroke(many, 16))
-    np.testing.assert_array_equal(resample_stroke(np.array([[5.0, 7.0]] * 3), 4, keep_vertices=True), [[5, 7]] * 4)
+    np.testing.assert_array_equal(resample_stroke(many, 16, "vertices"), resample_stroke(many, 16))
+    np.testing.assert_array_equal(resample_stroke(np.array([[5.0, 7.0]] * 3), 4, "vertices"), [[5, 7]] * 4)
+
+
+def test_padded_vertices_are_the_vertices_then_copies_of_the_last():
+    zigzag = np.array([[0, 0], [30, 0], [30, 10], [30, 10], [0, 40], [3, 41]], dtype=np.float32)  # a repeated point
+    r = resample_stroke(zigzag, 8, "padded_vertices")
+    np.testing.assert_array_equal(r, zigzag[[0, 1, 2, 4, 5, 5, 5, 5]])
+    from pipeline.representation import rdp_simplify
+
+    np.testing.assert_array_equal(rdp_simplify(r, 0.5), zigzag[[0, 1, 2, 4, 5]])  # simplification drops the copies
+    many = np.stack([np.arange(40.0), np.arange(40.0) % 2 * 5], axis=1)  # more vertices than points
+    np.testing.assert_array_equal(resample_stroke(many, 16, "padded_vertices"), resample_stroke(many, 16))
+    np.testing.assert_array_equal(resample_stroke(np.array([[5.0, 7.0]] * 3), 4, "padded_vertices"), [[5, 7]] * 4)
+    with pytest.raises(ValueError, match="resampling must be one of .*'padded'"):
+        resample_stroke(zigzag, 8, "padded")
 
 
 @needs_shared
 @pytest.mark.parametrize("category", CATEGORIES)
-def test_resample_keeping_vertices_on_real_drawings(category):
+def test_vertex_resamplings_keep_every_vertex_of_real_drawings(category):
     for sketch in load_strokes(simplified_sample(category)):
         for stroke in sketch:
             if len(stroke) > 32:
                 continue
-            r = resample_stroke(stroke, 32, keep_vertices=True)
-            assert np.min(np.linalg.norm(r[:, None] - stroke[None], axis=2), axis=0).max() < 1e-3
+            for resampling in ("vertices", "padded_vertices"):
+                r = resample_stroke(stroke, 32, resampling)
+                assert np.min(np.linalg.norm(r[:, None] - stroke[None], axis=2), axis=0).max() < 1e-3
 
 
 def test_pixel_unit_mapping():

@@ -29,6 +29,16 @@ def test_shipped_folder_is_complete(category):
 
 
 @pytest.mark.parametrize("category", CATEGORIES)
+def test_shipped_code_is_this_checkouts_code(category):
+    folder = REPO / "models" / category
+    for shipped, source in [("pipeline.py", "pipeline_stroke_diffusion.py"), ("representation.py", "representation.py"),
+                            ("rendering.py", "rendering.py"),
+                            ("transformer/modeling_stroke_diffusion.py", "modeling_stroke_diffusion.py")]:
+        assert (folder / shipped).read_bytes() == (REPO / "pipeline" / source).read_bytes(), (
+            f"models/{category}/{shipped} is stale: run python -m pipeline.release --model models/{category} --refresh-code")
+
+
+@pytest.mark.parametrize("category", CATEGORIES)
 def test_shipped_pipeline_loads_and_samples_deterministically(category, monkeypatch):
     from diffusers import DiffusionPipeline
 

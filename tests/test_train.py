@@ -35,7 +35,7 @@ def weights(folder: Path) -> dict:
 @needs_shared
 def test_smoke_run_writes_a_loadable_pipeline_with_provenance(tmp_path):
     run_train(tmp_path, "m", "--max-steps", "4", "--checkpointing-steps", "2", "--sample-interval", "4",
-              "--augment", "1.0", "--keep-vertices", "--simplify-epsilon", "1.5", "--head-conv-blocks", "1")
+              "--augment", "1.0", "--resampling", "padded_vertices", "--simplify-epsilon", "1.5", "--head-conv-blocks", "1")
     out = tmp_path / "m"
     from diffusers import DiffusionPipeline
 
@@ -43,7 +43,7 @@ def test_smoke_run_writes_a_loadable_pipeline_with_provenance(tmp_path):
     pipe.set_progress_bar_config(disable=True)
     sketches = pipe(num_sketches=2, num_inference_steps=3, generator=torch.Generator().manual_seed(0)).strokes
     assert len(sketches) == 2 and all(len(s) >= 1 for s in sketches)
-    assert pipe.transformer.config.keep_vertices and pipe.config.default_simplify_epsilon == 1.5  # options saved
+    assert pipe.transformer.config.resampling == "padded_vertices" and pipe.config.default_simplify_epsilon == 1.5  # options saved
     assert pipe.transformer.config.head_conv_blocks == 1
     provenance = json.loads((out / "provenance.json").read_text())
     assert provenance["steps"] == 4
@@ -89,6 +89,15 @@ def test_time_budget_stops_with_a_resumable_checkpoint(tmp_path):
               "--resume-from-checkpoint", "latest", "--export-only")
     again = weights(out)
     assert all(torch.equal(exported[k], again[k]) for k in exported)  # the checkpoint holds the final weights
+    # what benchmarks/fid_vs_training_time.py does: export with the run's saved options and no model flags
+    cmd = [sys.executable, str(REPO / "train.py"), "--config", str(out / "training_config.json"), "--category", "cat",
+           "--output-dir", str(tmp_path / "export"), "--resume-from-checkpoint",
+           str(out / "checkpoints" / f"checkpoint-{steps}"), "--export-only"]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=600, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+    replayed = weights(tmp_path / "export")
+    assert all(torch.equal(exported[k], replayed[k]) for k in exported)
+    read_config = lambda folder: json.loads((folder / "transformer" / "config.json").read_text())  # noqa: E731
+    assert read_config(tmp_path / "export") == read_config(out)
 
 
 @needs_shared
@@ -161,6 +170,28 @@ def test_missing_official_data_says_how_to_get_it(tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "python -m pipeline.data download --category bus" in result.stderr
+
+
+def test_config_option_reads_a_runs_options_and_flags_override_them(tmp_path, capsys):
+    sys.path.insert(0, str(REPO))
+    import train
+
+    saved = vars(train.parse_args(["--category", "cat", "--output-dir", "run", "--resampling", "padded_vertices",
+                                   "--hidden-size", "48", "--no-use-ema", "--max-steps", "7"]))
+    config = tmp_path / "training_config.json"
+    config.write_text(json.dumps({**saved, "keep_vertices": True}))  # an option of an older version
+    args = train.parse_args(["--config", str(config), "--category", "bus", "--output-dir", "export",
+                             "--hidden-size", "64"])
+    assert (args.resampling, args.use_ema, args.max_steps) == ("padded_vertices", False, 7)  # from the run
+    assert (args.category, args.output_dir, args.hidden_size) == ("bus", "export", 64)  # given here
+    assert "skipping options this train.py does not have: keep_vertices" in capsys.readouterr().err
+    config.write_text("[1, 2]")
+    with pytest.raises(SystemExit):
+        train.parse_args(["--config", str(config), "--category", "cat", "--output-dir", "x"])
+    assert f"--config {config}: expected a JSON object of options, got list" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train.parse_args(["--config", str(tmp_path / "missing.json"), "--category", "cat", "--output-dir", "x"])
+    assert "cannot read a training config" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("context_dropout", [0.0, 0.5])

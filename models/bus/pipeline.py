@@ -69,19 +69,22 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
         scheduler: any diffusers scheduler (DDPM, DDIM, DPM-Solver, ...), used once per stroke.
         default_guidance_scale: the ``guidance_scale`` used when a call gives none (saved in
             ``model_index.json``; training sets it to the value measured best for the model).
+        default_simplify_epsilon: the ``simplify_epsilon`` used when a call gives none (saved likewise).
     """
 
     model_cpu_offload_seq = "transformer"
 
-    def __init__(self, transformer, scheduler, default_guidance_scale: float = 1.0):
+    def __init__(self, transformer, scheduler, default_guidance_scale: float = 1.0,
+                 default_simplify_epsilon: float = 2.0):
         super().__init__()
         self.register_modules(transformer=transformer, scheduler=scheduler)
-        self.register_to_config(default_guidance_scale=default_guidance_scale)
+        self.register_to_config(default_guidance_scale=default_guidance_scale,
+                                default_simplify_epsilon=default_simplify_epsilon)
 
     # ------------------------------------------------------------------ inputs
 
     def check_inputs(self, num_sketches, num_inference_steps, guidance_scale, temperature, max_strokes,
-                     prefix_strokes, generator, output_type, stroke_format):
+                     prefix_strokes, generator, output_type, stroke_format, simplify_epsilon):
         _positive_int(num_sketches, "num_sketches")
         _positive_int(num_inference_steps, "num_inference_steps")
         if not (isinstance(guidance_scale, (int, float)) and np.isfinite(guidance_scale) and guidance_scale >= 0):
@@ -100,6 +103,8 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
             raise ValueError(f"output_type must be 'pil' or 'np', got {output_type!r}")
         if stroke_format not in ("simplified", "raw"):
             raise ValueError(f"stroke_format must be 'simplified' or 'raw', got {stroke_format!r}")
+        if not (isinstance(simplify_epsilon, (int, float)) and np.isfinite(simplify_epsilon) and simplify_epsilon >= 0):
+            raise ValueError(f"simplify_epsilon must be a number of pixels >= 0, got {simplify_epsilon!r}")
         if prefix_strokes is None:
             return []
         prefix = as_stroke_list(prefix_strokes, "prefix_strokes")
@@ -157,6 +162,7 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
         output_type: str = "pil",
         stroke_format: str = "simplified",
         simplify_history: bool = True,
+        simplify_epsilon: Optional[float] = None,
         image_size: int = DEFAULT_SIZE,
         line_width: float = DEFAULT_LINE_WIDTH,
         return_dict: bool = True,
@@ -181,26 +187,29 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
             stroke_format: ``"simplified"`` gives strokes the way the Quick, Draw! simplified files store
                 drawings, which is what the model was trained on: the sketch scaled so its longer side spans
                 0..255 and moved to the top-left corner (skipped when ``prefix_strokes`` are given, so they
-                stay where they were drawn), then each stroke RDP-simplified (epsilon 2 px) to integer
+                stay where they were drawn), then each stroke RDP-simplified (``simplify_epsilon``) to integer
                 pixels. ``"raw"`` gives the model's own ``(P, 2)`` strokes.
-            simplify_history: RDP-simplify each new stroke (epsilon 2 px) and resample it before it becomes
+            simplify_history: RDP-simplify each new stroke (``simplify_epsilon``) and resample it before it becomes
                 history for the next one, so the history encoder sees strokes in the piecewise-linear form it was
                 trained on rather than the denoiser's small wiggles (measured in the README). The returned
                 strokes are these simplified ones.
+            simplify_epsilon: the RDP tolerance of ``simplify_history`` and of the simplified output, in canvas
+                pixels (the official files use 2). Default: the pipeline's ``default_simplify_epsilon``.
             image_size, line_width: rendering of ``images`` and ``progress``, in output pixels.
         """
         config = self.transformer.config
         max_strokes = config.max_strokes if max_strokes is None else max_strokes
         guidance_scale = self.config.default_guidance_scale if guidance_scale is None else guidance_scale
+        simplify_epsilon = self.config.default_simplify_epsilon if simplify_epsilon is None else simplify_epsilon
         prefix = self.check_inputs(num_sketches, num_inference_steps, guidance_scale, temperature, max_strokes,
-                                   prefix_strokes, generator, output_type, stroke_format)
+                                   prefix_strokes, generator, output_type, stroke_format, simplify_epsilon)
         device, dtype = self._execution_device, self.transformer.dtype
 
         # 1. canvas state: (B, max_strokes, P, 2) in [-1, 1], the prefix first
         strokes = torch.zeros(num_sketches, max_strokes, config.points_per_stroke, 2, device=device, dtype=dtype)
         if prefix:
-            strokes[:, : len(prefix)] = torch.from_numpy(strokes_to_normalized(prefix, config.points_per_stroke)).to(
-                device=device, dtype=dtype)
+            packed = strokes_to_normalized(prefix, config.points_per_stroke, config.resampling)
+            strokes[:, : len(prefix)] = torch.from_numpy(packed).to(device=device, dtype=dtype)
         lengths = torch.full((num_sketches,), len(prefix), dtype=torch.long, device=device)
         finished = torch.zeros(num_sketches, dtype=torch.bool, device=device)
         trajectories = [[] for _ in range(num_sketches)] if return_trajectories else None
@@ -221,7 +230,8 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
             new, trajectory = self.denoise_stroke(context, num_inference_steps, guidance_scale, generator,
                                                   temperature, return_trajectories)
             if simplify_history:  # the form the history encoder saw in training: piecewise-linear strokes
-                new = torch.from_numpy(simplify_normalized(new.float().cpu().numpy())).to(device=device, dtype=dtype)
+                new = simplify_normalized(new.float().cpu().numpy(), simplify_epsilon, config.resampling)
+                new = torch.from_numpy(new).to(device=device, dtype=dtype)
             strokes[active, k] = new
             lengths[active] += 1
             if return_trajectories:
@@ -236,7 +246,7 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
             if return_trajectories and fit:
                 trajectories = [[(path - origin) * scale for path in paths]
                                 for paths, (origin, scale) in zip(trajectories, map(canvas_fit, sketches))]
-            sketches = [raw_to_simplified(s, fit=fit) for s in sketches]
+            sketches = [raw_to_simplified(s, fit=fit, epsilon=simplify_epsilon) for s in sketches]
         style = {"size": image_size, "line_width": line_width}
         images = [render_image(s, **style) for s in sketches]
         if output_type == "np":

@@ -110,27 +110,52 @@ def stroke5_to_stroke3(stroke5: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- geometry
 
 
-def resample_stroke(points: np.ndarray, num_points: int) -> np.ndarray:
-    """Resample an ``(n, 2)`` polyline to ``(num_points, 2)`` points equally spaced by arc length.
+RESAMPLING_MODES = ("arc_length", "vertices", "padded_vertices")
 
-    The first and last points are kept; a single point (or a zero-length stroke) is repeated.
+
+def resample_stroke(points: np.ndarray, num_points: int, resampling: str = "arc_length") -> np.ndarray:
+    """Resample an ``(n, 2)`` polyline to ``(num_points, 2)`` points, in the polyline's units.
+
+    ``"arc_length"``: points equally spaced by arc length; corners fall between points and are cut.
+    ``"vertices"``: every vertex of the polyline is one of the points and the others are spread along the
+    segments in proportion to their lengths, so RDP simplification of the result gives back the corners.
+    ``"padded_vertices"``: the vertices in order, then the last one repeated: no point lies between two
+    vertices, so a model's small errors move corners instead of bending segments.
+    The two vertex modes drop repeated vertices and fall back to equal spacing for a polyline of more than
+    ``num_points`` distinct vertices. The first and last points are kept; a single point (or a zero-length
+    stroke) is repeated.
     """
+    if resampling not in RESAMPLING_MODES:
+        raise ValueError(f"resampling must be one of {RESAMPLING_MODES}, got {resampling!r}")
     points = np.asarray(points, dtype=np.float64)
+    if resampling != "arc_length" and len(points) > 1:
+        points = points[np.concatenate([[True], np.any(np.diff(points, axis=0) != 0, axis=1)])]
+    by_vertices = resampling != "arc_length" and len(points) <= num_points
     seg = np.linalg.norm(np.diff(points, axis=0), axis=1)
     cum = np.concatenate([[0.0], np.cumsum(seg)])
     if cum[-1] <= 0.0:
         return np.repeat(points[:1], num_points, axis=0).astype(np.float32)
-    targets = np.linspace(0.0, cum[-1], num_points)
+    if by_vertices and resampling == "padded_vertices":
+        return np.concatenate([points, np.repeat(points[-1:], num_points - len(points), axis=0)]).astype(np.float32)
+    if by_vertices:
+        share = (num_points - len(points)) * seg / cum[-1]  # extra points per segment, largest remainder first
+        extra = np.floor(share).astype(np.int64)
+        extra[np.argsort(extra - share, kind="stable")[: num_points - len(points) - extra.sum()]] += 1
+        targets = [cum[i] + seg[i] * np.arange(k + 1) / (k + 1) for i, k in enumerate(extra)]  # vertex i first
+        targets = np.concatenate(targets + [cum[-1:]])
+    else:
+        targets = np.linspace(0.0, cum[-1], num_points)
     x = np.interp(targets, cum, points[:, 0])
     y = np.interp(targets, cum, points[:, 1])
     return np.stack([x, y], axis=1).astype(np.float32)
 
 
-def strokes_to_normalized(strokes: Sequence[np.ndarray], num_points: int) -> np.ndarray:
-    """Absolute strokes (pixels) -> ``(S, num_points, 2)`` float32 in [-1, 1], S = number of strokes."""
+def strokes_to_normalized(strokes: Sequence[np.ndarray], num_points: int, resampling: str = "arc_length") -> np.ndarray:
+    """Absolute strokes (pixels) -> ``(S, num_points, 2)`` float32 in [-1, 1], S = number of strokes
+    (``resampling``: see ``resample_stroke``)."""
     if len(strokes) == 0:
         return np.zeros((0, num_points, 2), dtype=np.float32)
-    return pixels_to_unit(np.stack([resample_stroke(s, num_points) for s in strokes]))
+    return pixels_to_unit(np.stack([resample_stroke(s, num_points, resampling) for s in strokes]))
 
 
 def normalized_to_strokes(normalized: np.ndarray) -> list[np.ndarray]:
@@ -185,25 +210,26 @@ def rdp_simplify(points: np.ndarray, epsilon: float) -> np.ndarray:
     return points[keep]
 
 
-def raw_to_simplified(strokes: Sequence[np.ndarray], fit: bool = True) -> list[np.ndarray]:
+def raw_to_simplified(strokes: Sequence[np.ndarray], fit: bool = True, epsilon: float = 2.0) -> list[np.ndarray]:
     """Raw strokes -> the official simplified form: fit to 0..255 (any input units; skipped with
-    ``fit=False``, for strokes already in canvas pixels), RDP with epsilon 2 pixels, integer pixels."""
+    ``fit=False``, for strokes already in canvas pixels), RDP with ``epsilon`` pixels (official: 2), integer pixels."""
     fitted = fit_to_canvas(strokes) if fit else strokes
-    return [np.round(rdp_simplify(s, 2.0)).astype(np.float32) for s in fitted]
+    return [np.round(rdp_simplify(s, epsilon)).astype(np.float32) for s in fitted]
 
 
-def simplify_normalized(strokes: np.ndarray, epsilon: float = 2.0) -> np.ndarray:
+def simplify_normalized(strokes: np.ndarray, epsilon: float = 2.0, resampling: str = "arc_length") -> np.ndarray:
     """``(N, P, 2)`` strokes in [-1, 1] -> the same strokes RDP-simplified (``epsilon`` in canvas pixels) and
-    resampled back to P points: the piecewise-linear form that resampled training strokes have."""
+    resampled back to P points (``resampling``: see ``resample_stroke``): the piecewise-linear form that
+    resampled training strokes have."""
     strokes = np.asarray(strokes, dtype=np.float32)
     num_points = strokes.shape[1]
-    out = [resample_stroke(rdp_simplify(unit_to_pixels(s), epsilon), num_points) for s in strokes]
+    out = [resample_stroke(rdp_simplify(unit_to_pixels(s), epsilon), num_points, resampling) for s in strokes]
     return pixels_to_unit(np.stack(out)) if out else strokes.copy()
 
 
-def pack_sketches(sketches: Sequence[Sequence[np.ndarray]], num_points: int, max_strokes: int
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Resample and pad sketches for the model.
+def pack_sketches(sketches: Sequence[Sequence[np.ndarray]], num_points: int, max_strokes: int,
+                  resampling: str = "arc_length") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Resample (``resampling``: see ``resample_stroke``) and pad sketches for the model.
 
     Returns ``strokes (N, max_strokes, num_points, 2)`` float32 in [-1, 1] (zero padded),
     ``lengths (N,)`` stroke counts, and ``kept (M,)`` the indices of the input sketches used: sketches
@@ -213,7 +239,7 @@ def pack_sketches(sketches: Sequence[Sequence[np.ndarray]], num_points: int, max
     strokes = np.zeros((len(kept), max_strokes, num_points, 2), dtype=np.float32)
     lengths = np.zeros(len(kept), dtype=np.int64)
     for row, i in enumerate(kept):
-        packed = strokes_to_normalized(sketches[i], num_points)
+        packed = strokes_to_normalized(sketches[i], num_points, resampling)
         strokes[row, : len(packed)] = packed
         lengths[row] = len(packed)
     return strokes, lengths, kept

@@ -9,7 +9,9 @@ Shapes (B sketches, L strokes, P points per stroke, D = ``hidden_size``, H = ``h
 * ``stop_logits(context) -> (B, L + 1)``: logit that the sketch ends after k strokes.
 * ``forward(sample (N, P, 2), timestep (N,), context (N, D) or None) -> (N, P, 2)``: the denoiser. It
   predicts whatever the scheduler's ``prediction_type`` asks for (``train.py``: v-prediction). It is an MLP over
-  the flattened points with adaptive layer norm (DiT-style shift/scale/gate) on ``[timestep, context]``.
+  the flattened points with adaptive layer norm (DiT-style shift/scale/gate) on ``[timestep, context]``, optionally
+  followed by ``head_conv_blocks`` residual 1-D convolution blocks along the points (``ConvBlock``), which see each
+  point's neighbours.
   ``context=None`` means "no history": the learned ``null_context``, which training swaps in for a
   fraction of strokes so that sampling can use classifier-free guidance.
 
@@ -70,17 +72,38 @@ class AdaLNBlock(nn.Module):
         return x + gate * self.mlp(self.norm(x) * (1 + scale) + shift)
 
 
+class ConvBlock(nn.Module):
+    """Residual block of two 1-D convolutions along a stroke's points ``(N, C, P)``, modulated like ``AdaLNBlock``."""
+
+    def __init__(self, channels: int, cond_width: int, kernel_size: int = 5):
+        super().__init__()
+        self.norm = nn.GroupNorm(1, channels, affine=False)  # layer norm over (C, P)
+        self.conv1 = nn.Conv1d(channels, channels, kernel_size, padding=kernel_size // 2)
+        self.conv2 = nn.Conv1d(channels, channels, kernel_size, padding=kernel_size // 2)
+        self.modulation = nn.Linear(cond_width, 3 * channels)
+        nn.init.zeros_(self.modulation.weight)
+        nn.init.zeros_(self.modulation.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        shift, scale, gate = self.modulation(cond)[..., None].chunk(3, dim=1)
+        return x + gate * self.conv2(F.gelu(self.conv1(self.norm(x) * (1 + scale) + shift)))
+
+
 class StrokeDiffusionModel(ModelMixin, ConfigMixin):
     """History encoder, stop head and per-stroke denoiser of the stroke-by-stroke sketch diffusion model.
 
     ``context_dropout`` is the fraction of strokes trained with the null context instead of their history
-    (the training objective reads it); a model trained with 0 has no use for guidance.
+    (the training objective reads it); a model trained with 0 has no use for guidance. ``resampling`` records
+    how strokes were resampled to ``points_per_stroke`` points (``representation.resample_stroke``), so that the
+    pipeline resamples history and prefix strokes the same way. ``head_conv_blocks`` > 0 adds that many ``ConvBlock``
+    blocks of ``head_conv_channels`` channels after the denoiser MLP; 0 is the plain MLP denoiser.
     """
 
     @register_to_config
     def __init__(
         self,
         points_per_stroke: int = 32,
+        resampling: str = "arc_length",
         max_strokes: int = 32,
         hidden_size: int = 192,
         num_layers: int = 4,
@@ -88,12 +111,17 @@ class StrokeDiffusionModel(ModelMixin, ConfigMixin):
         head_hidden_size: int = 512,
         head_num_blocks: int = 4,
         head_mlp_ratio: int = 2,
+        head_conv_blocks: int = 0,
+        head_conv_channels: int = 64,
         dropout: float = 0.0,
         context_dropout: float = 0.0,
     ):
         super().__init__()
         if not 0.0 <= context_dropout < 1.0:
             raise ValueError(f"context_dropout must be in [0, 1), got {context_dropout}")
+        if head_conv_blocks < 0 or (head_conv_blocks and head_conv_channels < 1):
+            raise ValueError(f"head_conv_blocks must be >= 0 and head_conv_channels >= 1, got {head_conv_blocks} and "
+                             f"{head_conv_channels}")
         flat = 2 * points_per_stroke
         # history encoder
         self.stroke_embed = nn.Sequential(nn.Linear(flat, hidden_size), nn.GELU(), nn.Linear(hidden_size, hidden_size))
@@ -110,9 +138,15 @@ class StrokeDiffusionModel(ModelMixin, ConfigMixin):
         self.head_in = nn.Linear(flat, head_hidden_size)
         self.head_blocks = nn.ModuleList([AdaLNBlock(head_hidden_size, head_mlp_ratio) for _ in range(head_num_blocks)])
         self.head_norm = nn.LayerNorm(head_hidden_size, elementwise_affine=False)
-        self.head_out = nn.Linear(head_hidden_size, flat)
-        nn.init.zeros_(self.head_out.weight)
-        nn.init.zeros_(self.head_out.bias)
+        out_channels = head_conv_channels if head_conv_blocks else 2  # per point: conv features, or (x, y) itself
+        self.head_out = nn.Linear(head_hidden_size, out_channels * points_per_stroke)
+        self.conv_in = nn.Conv1d(2, head_conv_channels, 1) if head_conv_blocks else None  # the noisy points too
+        self.conv_blocks = nn.ModuleList([ConvBlock(head_conv_channels, head_hidden_size)
+                                          for _ in range(head_conv_blocks)])
+        self.conv_out = nn.Conv1d(head_conv_channels, 2, 1) if head_conv_blocks else None
+        last = self.conv_out if head_conv_blocks else self.head_out
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
 
     def encode_history(self, strokes: torch.Tensor) -> torch.Tensor:
         """``strokes (B, L, P, 2)`` in [-1, 1], L <= max_strokes -> ``context (B, L + 1, hidden_size)``."""
@@ -144,4 +178,10 @@ class StrokeDiffusionModel(ModelMixin, ConfigMixin):
         h = self.head_in(sample.reshape(n, -1))
         for block in self.head_blocks:
             h = block(h, cond)
-        return self.head_out(self.head_norm(h)).reshape(sample.shape)
+        h = self.head_out(self.head_norm(h))
+        if self.conv_out is None:
+            return h.reshape(sample.shape)
+        h = h.reshape(n, self.config.points_per_stroke, -1).transpose(1, 2) + self.conv_in(sample.transpose(1, 2))
+        for block in self.conv_blocks:
+            h = block(h, cond)
+        return self.conv_out(h).transpose(1, 2)
