@@ -71,6 +71,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "cut), every vertex among the points with the rest spread along the segments, or the "
                         "vertices followed by copies of the last one")
     g.add_argument("--max-strokes", type=int, default=32, help="longest sketch; longer ones are filtered out")
+    g.add_argument("--max-stroke-length", type=float, default=0.0,
+                   help="cut training strokes longer than this (canvas pixels) into equal pieces, each one model "
+                        "stroke (0 = strokes stay whole)")
     g.add_argument("--hidden-size", type=int, default=192, help="width of the stroke transformer")
     g.add_argument("--num-layers", type=int, default=4, help="layers of the stroke transformer")
     g.add_argument("--num-heads", type=int, default=4, help="attention heads")
@@ -210,7 +213,8 @@ def load_training_data(args):
     """Sketches packed for the model and provenance: ``(strokes (N, S, P, 2), lengths (N,))`` to train on and the
     same for the ``--validation-size`` held-out drawings (empty tensors when none are held out)."""
     train, provenance = load_training_sketches(args)
-    strokes, lengths, kept = pack_sketches(train, args.points_per_stroke, args.max_strokes, args.resampling)
+    strokes, lengths, kept = pack_sketches(train, args.points_per_stroke, args.max_strokes, args.resampling,
+                                          args.max_stroke_length)
     if len(kept) == 0:
         raise ValueError(f"every training drawing has more than --max-strokes={args.max_strokes} strokes")
     if args.validation_size >= len(kept):
@@ -425,7 +429,8 @@ def build_schedulers(args):
 def build_model(args) -> StrokeDiffusionModel:
     """A freshly initialised ``StrokeDiffusionModel`` with the model options of ``args``."""
     return StrokeDiffusionModel(
-        points_per_stroke=args.points_per_stroke, resampling=args.resampling, max_strokes=args.max_strokes,
+        points_per_stroke=args.points_per_stroke, resampling=args.resampling,
+        max_stroke_length=args.max_stroke_length, max_strokes=args.max_strokes,
         hidden_size=args.hidden_size, num_layers=args.num_layers, num_heads=args.num_heads,
         head_hidden_size=args.head_hidden_size, head_num_blocks=args.head_num_blocks,
         head_conv_blocks=args.head_conv_blocks, head_conv_channels=args.head_conv_channels, dropout=args.dropout,

@@ -42,7 +42,8 @@ def main():
     print(f"model: {args.model} ({config.get('max_steps')} scheduled steps), {args.num} drawings per part")
     for part in ("train", "test"):
         strokes, lengths, _ = pack_sketches(parts[part][: args.num], model.config.points_per_stroke,
-                                            model.config.max_strokes)
+                                            model.config.max_strokes, model.config.resampling,
+                                            model.config.max_stroke_length)
         loss = train.validation_loss(model, scheduler, torch.from_numpy(strokes), torch.from_numpy(lengths), options)
         print(f"{part:5s}: denoise loss {loss['val_denoise_loss']:.4f}   stop loss {loss['val_stop_loss']:.4f}")
     print(f"machine: {machine()}")

@@ -41,7 +41,7 @@ if [ "${RECIPE_STUDY:-1}" = 1 ]; then
   # the representation floor: real train drawings through the model's stroke representation, no model
   for v in "p32 --points-per-stroke 32" "p64 --points-per-stroke 64" "p32_keep --resampling vertices" \
            "p32_keep_eps1 --resampling vertices --epsilon 1" "p32_padded_eps1 --resampling padded_vertices --epsilon 1" \
-           "p32_padded_eps05 --resampling padded_vertices --epsilon 0.5"; do
+           "p32_padded_eps05 --resampling padded_vertices --epsilon 0.5" "p32_pieces128 --max-stroke-length 128"; do
     set -- $v
     name=$1; shift
     python benchmarks/representation_floor.py --data data/rabbit_sketchrnn.ndjson \
@@ -73,6 +73,12 @@ if [ "${RECIPE_STUDY:-1}" = 1 ]; then
       --resume-from-checkpoint latest
   python benchmarks/sampler_study.py --model outputs/e7 "${VAL[@]}" --setting "" --setting simplify_epsilon=2.0 \
       --setting simplify_epsilon=0.5 --setting num_inference_steps=30 | tee results/rabbit_study_e7.txt
+  # E8: the shipped recipe with strokes longer than 128 px cut into pieces, each one model stroke; two noise draws
+  # per stroke instead of four, so that a step costs about what the shipped recipe's does with ~1.8 times the strokes
+  python train.py "${RABBIT[@]}" --output-dir outputs/e8 --max-steps 2000 --validation-size 500 \
+      --max-stroke-length 128 --noise-draws 2 --checkpoints-total-limit 10 --sample-interval 1000 \
+      --resume-from-checkpoint latest
+  python benchmarks/sampler_study.py --model outputs/e8 "${VAL[@]}" --setting "" | tee results/rabbit_study_e8.txt
   # the shipped model with other output tolerances than the official 2 px
   python benchmarks/sampler_study.py --model models/rabbit "${VAL[@]}" --setting simplify_epsilon=1.5 \
       --setting simplify_epsilon=2.5 --setting simplify_epsilon=3.0 | tee results/rabbit_study_tolerance.txt

@@ -70,6 +70,21 @@ def test_simplified_history_is_the_projected_stroke(resampling):
     assert not sketches_equal(draw(6, False), draw(6, True))  # later strokes see the projected history
 
 
+def test_a_model_that_cuts_long_strokes_cuts_the_prefix_and_joins_the_pieces():
+    pipe = make_tiny_pipeline(max_stroke_length=60.0)
+    line = np.array([[10, 10], [210, 10]], dtype=np.float32)  # 200 px: 4 pieces of 50 px, 8 points each
+    out = pipe(num_sketches=3, num_inference_steps=2, max_strokes=6, prefix_strokes=[line], stroke_format="raw",
+               return_trajectories=True, generator=torch.Generator().manual_seed(0))
+    for sketch, trajectories in zip(out.strokes, out.trajectories):
+        first = sketch[0][: 8 + 3 * 7]  # the pieces share their cut points
+        np.testing.assert_allclose(first[[0, -1]], line, atol=1e-3)
+        np.testing.assert_allclose(first[:, 1], 10.0, atol=1e-3)
+        assert np.all(np.diff(first[:, 0]) >= -1e-3)
+        assert len(trajectories) <= 2  # 4 of the 6 model strokes were the prefix
+    with pytest.raises(ValueError, match=r"1 strokes \(4 model strokes\); max_strokes=4"):
+        pipe(max_strokes=4, prefix_strokes=[line])
+
+
 def test_same_seed_same_sketches_and_batches_vary_in_length(tiny_pipeline):
     run = lambda seed: tiny_pipeline(num_sketches=16, num_inference_steps=3, max_strokes=10,  # noqa: E731
                                      generator=torch.Generator().manual_seed(seed)).strokes

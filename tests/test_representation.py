@@ -4,9 +4,9 @@ import pytest
 from conftest import CATEGORIES, needs_shared, raw_sample, simplified_sample
 from pipeline.data import load_strokes
 from pipeline.representation import (
-    as_stroke_list, normalized_to_strokes, pack_sketches, pixels_to_unit, raw_to_simplified, resample_stroke,
-    stroke3_to_stroke5, stroke3_to_strokes, stroke5_to_stroke3, strokes_to_normalized, strokes_to_stroke3,
-    unit_to_pixels)
+    as_stroke_list, join_pieces, normalized_to_strokes, pack_sketches, pixels_to_unit, raw_to_simplified,
+    resample_stroke, split_long_strokes, split_stroke, stroke3_to_stroke5, stroke3_to_strokes, stroke5_to_stroke3,
+    strokes_to_normalized, strokes_to_stroke3, unit_to_pixels)
 
 
 @needs_shared
@@ -124,6 +124,50 @@ def test_pack_sketches_filters_long_sketches():
     strokes, lengths, kept = pack_sketches(sketches, num_points=4, max_strokes=4)
     assert strokes.shape == (2, 4, 4, 2)
     assert lengths.tolist() == [3, 1] and kept.tolist() == [0, 2]
+
+
+def test_split_stroke_cuts_equal_pieces_that_share_their_cut_points():
+    stroke = np.array([[0, 0], [100, 0], [100, 50], [40, 50]], dtype=np.float32)  # 210 px long
+    pieces = split_stroke(stroke, 80.0)
+    assert len(pieces) == 3  # the fewest pieces of at most 80 px
+    lengths = [np.linalg.norm(np.diff(p, axis=0), axis=1).sum() for p in pieces]
+    np.testing.assert_allclose(lengths, 70.0, atol=1e-4)
+    for before, after in zip(pieces[:-1], pieces[1:]):
+        np.testing.assert_array_equal(before[-1], after[0])
+    joined = np.concatenate([pieces[0]] + [p[1:] for p in pieces[1:]])
+    for vertex in stroke:  # every vertex survives between the cut points
+        assert np.any(np.all(np.isclose(joined, vertex), axis=1))
+    np.testing.assert_array_equal(joined[[0, -1]], stroke[[0, -1]])
+    assert len(split_stroke(stroke, 0.0)) == len(split_stroke(stroke, 210.0)) == 1
+    assert len(split_stroke(stroke[:1], 10.0)) == 1  # a dot has no length to cut
+
+
+def test_join_pieces_undoes_split_long_strokes():
+    strokes = [np.array([[0, 0], [100, 0], [100, 50], [40, 50]], np.float32),
+               np.array([[0, 90], [30, 90]], np.float32)]
+    pieces = split_long_strokes(strokes, 80.0)
+    assert len(pieces) == 4
+    joined = join_pieces(pieces, tolerance=0.5)
+    assert len(joined) == 2  # the second stroke starts 40 px from the first one's end: not a piece of it
+    np.testing.assert_array_equal(joined[1], strokes[1])
+    assert len(joined[0]) == len(strokes[0]) + 2  # the two cut points
+    np.testing.assert_array_equal(joined[0][[0, 2, 4, 5]], strokes[0])  # cuts at (70, 0), (100, 40)
+    moved = [pieces[0], pieces[1] + 3.0]  # a model's piece that starts 4.2 px from where the last one ended
+    assert len(join_pieces(moved, tolerance=4.0)) == 2 and len(join_pieces(moved, tolerance=5.0)) == 1
+    np.testing.assert_array_equal(join_pieces(moved, tolerance=5.0)[0][len(pieces[0]) - 1], pieces[0][-1])
+
+
+def test_pack_sketches_counts_pieces_against_max_strokes():
+    long_line = np.array([[0, 0], [250, 0]], dtype=np.float32)
+    short_line = np.array([[0, 10], [50, 10]], dtype=np.float32)
+    assert len(split_long_strokes([long_line, short_line], 100.0)) == 4
+    strokes, lengths, kept = pack_sketches([[long_line, short_line], [short_line]], num_points=8, max_strokes=3,
+                                           max_stroke_length=100.0)
+    assert kept.tolist() == [1] and lengths.tolist() == [1]  # 3 pieces + 1 stroke > 3
+    strokes, lengths, kept = pack_sketches([[long_line, short_line]], num_points=8, max_strokes=4,
+                                           max_stroke_length=100.0)
+    assert lengths.tolist() == [4]
+    np.testing.assert_allclose(unit_to_pixels(strokes[0, 0, [0, -1], 0]), [0.0, 250.0 / 3], atol=1e-3)
 
 
 @pytest.mark.parametrize("bad, message", [("abc", "list of strokes"), ([[]], "shape"), ([np.zeros((0, 2))], "no points"),

@@ -27,11 +27,12 @@ from diffusers.utils.dynamic_modules_utils import get_relative_import_files
 from diffusers.utils.torch_utils import randn_tensor
 
 from .rendering import DEFAULT_LINE_WIDTH, DEFAULT_SIZE, render_image, render_progress
-from .representation import (CANVAS_SIZE, as_stroke_list, canvas_fit, raw_to_simplified, simplify_normalized,
-                             strokes_to_normalized, unit_to_pixels)
+from .representation import (CANVAS_SIZE, as_stroke_list, canvas_fit, join_pieces, raw_to_simplified,
+                             simplify_normalized, split_long_strokes, strokes_to_normalized, unit_to_pixels)
 
 
 DEFAULT_NUM_INFERENCE_STEPS = 10  # DPM-Solver++ steps per stroke; see the README's sampler measurements
+PIECE_JOIN_TOLERANCE = 4.0  # canvas pixels; a piece that starts this close to the previous one's end continues it
 
 
 @dataclass
@@ -111,9 +112,11 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
         for i, stroke in enumerate(prefix):
             if stroke.min() < 0 or stroke.max() > CANVAS_SIZE:
                 raise ValueError(f"prefix_strokes[{i}] has coordinates outside the canvas 0..{CANVAS_SIZE:g} pixels")
-        if len(prefix) >= max_strokes:
-            raise ValueError(f"prefix_strokes has {len(prefix)} strokes; max_strokes={max_strokes} leaves none to draw")
-        return prefix
+        pieces = split_long_strokes(prefix, self.transformer.config.max_stroke_length)
+        if len(pieces) >= max_strokes:
+            raise ValueError(f"prefix_strokes has {len(prefix)} strokes ({len(pieces)} model strokes); "
+                             f"max_strokes={max_strokes} leaves none to draw")
+        return pieces
 
     def _step_kwargs(self, generator) -> dict:
         accepts_generator = "generator" in inspect.signature(self.scheduler.step).parameters
@@ -182,13 +185,16 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
             prefix_strokes: completion mode: strokes already drawn, each an ``(n, 2)`` array or
                 ``[xs, ys]`` in canvas pixels 0..255, shared by all sketches; the model continues them.
             return_progress: also return each sketch's canvas after every stroke (for animations).
-            return_trajectories: also return each generated stroke's denoising trajectory.
+            return_trajectories: also return each generated stroke's denoising trajectory (one per model stroke:
+                for a model that cuts long strokes into pieces, one per piece).
             output_type: ``"pil"`` or ``"np"`` for ``images``.
             stroke_format: ``"simplified"`` gives strokes the way the Quick, Draw! simplified files store
                 drawings, which is what the model was trained on: the sketch scaled so its longer side spans
                 0..255 and moved to the top-left corner (skipped when ``prefix_strokes`` are given, so they
                 stay where they were drawn), then each stroke RDP-simplified (``simplify_epsilon``) to integer
-                pixels. ``"raw"`` gives the model's own ``(P, 2)`` strokes.
+                pixels. ``"raw"`` gives the model's own ``(P, 2)`` strokes. A model trained with
+                ``max_stroke_length`` draws long strokes as pieces; both formats join a piece to the previous one
+                when it starts within ``PIECE_JOIN_TOLERANCE`` pixels of that one's end.
             simplify_history: RDP-simplify each new stroke (``simplify_epsilon``) and resample it before it becomes
                 history for the next one, so the history encoder sees strokes in the piecewise-linear form it was
                 trained on rather than the denoiser's small wiggles (measured in the README). The returned
@@ -247,6 +253,8 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
                 trajectories = [[(path - origin) * scale for path in paths]
                                 for paths, (origin, scale) in zip(trajectories, map(canvas_fit, sketches))]
             sketches = [raw_to_simplified(s, fit=fit, epsilon=simplify_epsilon) for s in sketches]
+        if config.max_stroke_length > 0:  # the model drew long strokes as pieces
+            sketches = [join_pieces(s, PIECE_JOIN_TOLERANCE) for s in sketches]
         style = {"size": image_size, "line_width": line_width}
         images = [render_image(s, **style) for s in sketches]
         if output_type == "np":

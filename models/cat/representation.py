@@ -150,6 +150,37 @@ def resample_stroke(points: np.ndarray, num_points: int, resampling: str = "arc_
     return np.stack([x, y], axis=1).astype(np.float32)
 
 
+def split_stroke(points: np.ndarray, max_length: float) -> list[np.ndarray]:
+    """Cut an ``(n, 2)`` polyline into the fewest pieces of equal arc length that are at most ``max_length`` long
+    (the points' units); consecutive pieces share their cut point. ``max_length <= 0`` keeps the stroke whole."""
+    points = np.asarray(points, dtype=np.float32)
+    cum = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
+    num_pieces = int(np.ceil(cum[-1] / max_length)) if max_length > 0 else 1
+    if num_pieces <= 1:
+        return [points]
+    cuts = np.linspace(0.0, cum[-1], num_pieces + 1)
+    at = np.stack([np.interp(cuts, cum, points[:, 0]), np.interp(cuts, cum, points[:, 1])], axis=1).astype(np.float32)
+    return [np.concatenate([at[i : i + 1], points[(cum > a) & (cum < b)], at[i + 1 : i + 2]])
+            for i, (a, b) in enumerate(zip(cuts[:-1], cuts[1:]))]
+
+
+def split_long_strokes(strokes: Sequence[np.ndarray], max_length: float) -> list[np.ndarray]:
+    """A sketch with every stroke longer than ``max_length`` cut into pieces (``split_stroke``), in drawing order."""
+    return [piece for stroke in strokes for piece in split_stroke(stroke, max_length)]
+
+
+def join_pieces(strokes: Sequence[np.ndarray], tolerance: float) -> list[np.ndarray]:
+    """Undo ``split_long_strokes`` on a model's strokes: each stroke that starts within ``tolerance`` of where the
+    previous one ended (the points' units) continues it, its first point replaced by that end."""
+    joined = []
+    for stroke in strokes:
+        if joined and np.linalg.norm(stroke[0] - joined[-1][-1]) <= tolerance:
+            joined[-1] = np.concatenate([joined[-1], stroke[1:]])
+        else:
+            joined.append(stroke)
+    return joined
+
+
 def strokes_to_normalized(strokes: Sequence[np.ndarray], num_points: int, resampling: str = "arc_length") -> np.ndarray:
     """Absolute strokes (pixels) -> ``(S, num_points, 2)`` float32 in [-1, 1], S = number of strokes
     (``resampling``: see ``resample_stroke``)."""
@@ -228,13 +259,16 @@ def simplify_normalized(strokes: np.ndarray, epsilon: float = 2.0, resampling: s
 
 
 def pack_sketches(sketches: Sequence[Sequence[np.ndarray]], num_points: int, max_strokes: int,
-                  resampling: str = "arc_length") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Resample (``resampling``: see ``resample_stroke``) and pad sketches for the model.
+                  resampling: str = "arc_length", max_stroke_length: float = 0.0
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut strokes longer than ``max_stroke_length`` pixels into pieces (0: never; see ``split_stroke``), resample
+    (``resampling``: see ``resample_stroke``) and pad sketches for the model.
 
     Returns ``strokes (N, max_strokes, num_points, 2)`` float32 in [-1, 1] (zero padded),
     ``lengths (N,)`` stroke counts, and ``kept (M,)`` the indices of the input sketches used: sketches
     with more than ``max_strokes`` strokes, or none, are left out.
     """
+    sketches = [split_long_strokes(s, max_stroke_length) for s in sketches]
     kept = np.array([i for i, s in enumerate(sketches) if 0 < len(s) <= max_strokes], dtype=np.int64)
     strokes = np.zeros((len(kept), max_strokes, num_points, 2), dtype=np.float32)
     lengths = np.zeros(len(kept), dtype=np.int64)

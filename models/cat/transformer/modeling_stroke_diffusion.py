@@ -95,7 +95,9 @@ class StrokeDiffusionModel(ModelMixin, ConfigMixin):
     ``context_dropout`` is the fraction of strokes trained with the null context instead of their history
     (the training objective reads it); a model trained with 0 has no use for guidance. ``resampling`` records
     how strokes were resampled to ``points_per_stroke`` points (``representation.resample_stroke``), so that the
-    pipeline resamples history and prefix strokes the same way. ``head_conv_blocks`` > 0 adds that many ``ConvBlock``
+    pipeline resamples history and prefix strokes the same way. ``max_stroke_length`` > 0 records that strokes
+    longer than that (canvas pixels) were cut into pieces, one model stroke each; the pipeline cuts prefix strokes
+    the same way and joins the pieces again in its output. ``head_conv_blocks`` > 0 adds that many ``ConvBlock``
     blocks of ``head_conv_channels`` channels after the denoiser MLP; 0 is the plain MLP denoiser.
     """
 
@@ -104,6 +106,7 @@ class StrokeDiffusionModel(ModelMixin, ConfigMixin):
         self,
         points_per_stroke: int = 32,
         resampling: str = "arc_length",
+        max_stroke_length: float = 0.0,
         max_strokes: int = 32,
         hidden_size: int = 192,
         num_layers: int = 4,
