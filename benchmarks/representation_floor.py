@@ -24,7 +24,6 @@ from evaluate import reference_floor_indices
 from pipeline.data import load_split, load_split_sketches
 from pipeline.fileio import write_ndjson_atomic
 from pipeline.metrics import default_cache_dir
-from pipeline.pipeline_stroke_diffusion import PIECE_JOIN_TOLERANCE
 from pipeline.rendering import to_ndjson_record
 from pipeline.representation import (RESAMPLING_MODES, join_pieces, raw_to_simplified, simplify_normalized,
                                      split_long_strokes, strokes_to_normalized, unit_to_pixels)
@@ -36,7 +35,7 @@ def round_trip(sketch, points_per_stroke: int, resampling: str, epsilon: float,
     normalized = strokes_to_normalized(split_long_strokes(sketch, max_stroke_length), points_per_stroke, resampling)
     normalized = simplify_normalized(normalized, epsilon, resampling)
     simplified = raw_to_simplified([unit_to_pixels(s) for s in normalized], fit=True, epsilon=epsilon)
-    return join_pieces(simplified, PIECE_JOIN_TOLERANCE) if max_stroke_length > 0 else simplified
+    return join_pieces(simplified) if max_stroke_length > 0 else simplified
 
 
 def main():

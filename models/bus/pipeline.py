@@ -32,7 +32,6 @@ from .representation import (CANVAS_SIZE, as_stroke_list, canvas_fit, join_piece
 
 
 DEFAULT_NUM_INFERENCE_STEPS = 10  # DPM-Solver++ steps per stroke; see the README's sampler measurements
-PIECE_JOIN_TOLERANCE = 4.0  # canvas pixels; a piece that starts this close to the previous one's end continues it
 
 
 @dataclass
@@ -194,7 +193,7 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
                 stay where they were drawn), then each stroke RDP-simplified (``simplify_epsilon``) to integer
                 pixels. ``"raw"`` gives the model's own ``(P, 2)`` strokes. A model trained with
                 ``max_stroke_length`` draws long strokes as pieces; both formats join a piece to the previous one
-                when it starts within ``PIECE_JOIN_TOLERANCE`` pixels of that one's end.
+                when it starts within ``representation.PIECE_JOIN_TOLERANCE`` (4) pixels of that one's end.
             simplify_history: RDP-simplify each new stroke (``simplify_epsilon``) and resample it before it becomes
                 history for the next one, so the history encoder sees strokes in the piecewise-linear form it was
                 trained on rather than the denoiser's small wiggles (measured in the README). The returned
@@ -254,7 +253,7 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
                                 for paths, (origin, scale) in zip(trajectories, map(canvas_fit, sketches))]
             sketches = [raw_to_simplified(s, fit=fit, epsilon=simplify_epsilon) for s in sketches]
         if config.max_stroke_length > 0:  # the model drew long strokes as pieces
-            sketches = [join_pieces(s, PIECE_JOIN_TOLERANCE) for s in sketches]
+            sketches = [join_pieces(s) for s in sketches]
         style = {"size": image_size, "line_width": line_width}
         images = [render_image(s, **style) for s in sketches]
         if output_type == "np":

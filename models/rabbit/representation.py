@@ -25,6 +25,7 @@ from typing import Sequence
 import numpy as np
 
 CANVAS_SIZE = 255.0  # official simplified coordinates span 0..255
+PIECE_JOIN_TOLERANCE = 4.0  # canvas pixels; a piece that starts this close to the previous one's end continues it
 _HALF = CANVAS_SIZE / 2.0
 
 
@@ -154,8 +155,10 @@ def split_stroke(points: np.ndarray, max_length: float) -> list[np.ndarray]:
     """Cut an ``(n, 2)`` polyline into the fewest pieces of equal arc length that are at most ``max_length`` long
     (the points' units); consecutive pieces share their cut point. ``max_length <= 0`` keeps the stroke whole."""
     points = np.asarray(points, dtype=np.float32)
+    if max_length <= 0:
+        return [points]
     cum = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
-    num_pieces = int(np.ceil(cum[-1] / max_length)) if max_length > 0 else 1
+    num_pieces = int(np.ceil(cum[-1] / max_length))
     if num_pieces <= 1:
         return [points]
     cuts = np.linspace(0.0, cum[-1], num_pieces + 1)
@@ -169,9 +172,10 @@ def split_long_strokes(strokes: Sequence[np.ndarray], max_length: float) -> list
     return [piece for stroke in strokes for piece in split_stroke(stroke, max_length)]
 
 
-def join_pieces(strokes: Sequence[np.ndarray], tolerance: float) -> list[np.ndarray]:
+def join_pieces(strokes: Sequence[np.ndarray], tolerance: float = PIECE_JOIN_TOLERANCE) -> list[np.ndarray]:
     """Undo ``split_long_strokes`` on a model's strokes: each stroke that starts within ``tolerance`` of where the
-    previous one ended (the points' units) continues it, its first point replaced by that end."""
+    previous one ended (the points' units; default in canvas pixels) continues it, its first point replaced by that
+    end."""
     joined = []
     for stroke in strokes:
         if joined and np.linalg.norm(stroke[0] - joined[-1][-1]) <= tolerance:
