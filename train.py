@@ -74,6 +74,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--max-stroke-length", type=float, default=0.0,
                    help="cut training strokes longer than this (canvas pixels) into equal pieces, each one model "
                         "stroke (0 = strokes stay whole)")
+    g.add_argument("--link-pieces", action="store_true",
+                   help="with --max-stroke-length: the model predicts whether a stroke continues the previous one "
+                        "and then starts it exactly at that one's end, so that pieces meet by construction")
     g.add_argument("--hidden-size", type=int, default=192, help="width of the stroke transformer")
     g.add_argument("--num-layers", type=int, default=4, help="layers of the stroke transformer")
     g.add_argument("--num-heads", type=int, default=4, help="attention heads")
@@ -169,6 +172,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(f"--simplify-epsilon must be >= 0, got {args.simplify_epsilon}")
     if args.guidance_scale < 0:
         p.error(f"--guidance-scale must be >= 0, got {args.guidance_scale}")
+    if args.link_pieces and args.max_stroke_length <= 0:
+        p.error("--link-pieces needs --max-stroke-length > 0 (without cutting there are no pieces to link)")
     if args.guidance_scale != 1.0 and args.context_dropout == 0:
         p.error("--guidance-scale other than 1.0 needs --context-dropout > 0 (the null context is never trained otherwise)")
     return args
@@ -291,18 +296,26 @@ class DiffusionObjective(torch.nn.Module):
         One encoder pass gives the context of every stroke; every real stroke is noised ``noise_draws``
         times at uniform timesteps (noise drawn from ``generator`` on the CPU), and in training mode a
         ``context_dropout`` fraction of them sees the model's null context instead of its history, and the
-        history the transformer reads is perturbed by ``history_noise``. Returns ``(total, denoising_loss, stop_loss)``.
+        history the transformer reads is perturbed by ``history_noise``. Returns ``(total, denoising_loss, stop_loss)``;
+        for a ``link_pieces`` model ``stop_loss`` also holds the loss of predicting which strokes continue the
+        previous one (both are decisions taken between strokes).
         """
         device, s = strokes.device, strokes.shape[1]
+        link_pieces = self.model.config.link_pieces
+        links = self.model.stroke_links(strokes) if link_pieces else None  # from the clean strokes
         history = strokes
         if self.training and self.history_noise > 0:
             history = perturb_strokes(strokes, self.history_noise, generator)
-        context = self.model.encode_history(history)  # (B, S + 1, D)
+        context = self.model.encode_history(history, links)  # (B, S + 1, D)
         positions = torch.arange(s + 1, device=device)
         valid = positions[None, :s] < lengths[:, None]  # strokes that exist
 
+        cond = context[:, :s]
+        if link_pieces:  # a continuing stroke's denoiser is told where the previous stroke ended
+            previous_end = torch.cat([torch.zeros_like(strokes[:, :1, -1]), strokes[:, :-1, -1]], dim=1)
+            cond = self.model.continuation_context(cond, links, previous_end)
         x0 = strokes[valid].repeat(self.noise_draws, 1, 1)  # (N, P, 2)
-        cond = context[:, :s][valid].repeat(self.noise_draws, 1)
+        cond = cond[valid].repeat(self.noise_draws, 1)
         noise = torch.randn(x0.shape, generator=generator).to(device)
         t = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (x0.shape[0],),
                           generator=generator).to(device)
@@ -323,6 +336,11 @@ class DiffusionObjective(torch.nn.Module):
         stop_target = (positions[None, :] == lengths[:, None]).float()
         stop_logits = self.model.stop_logits(context).float()
         stop_loss = F.binary_cross_entropy_with_logits(stop_logits[stop_mask], stop_target[stop_mask])
+        if link_pieces:
+            link_mask = valid & (positions[None, :s] > 0)  # whether stroke k >= 1 continues stroke k - 1
+            link_loss = F.binary_cross_entropy_with_logits(self.model.link_logits(context[:, :s]).float(), links.float(),
+                                                           weight=link_mask.float(), reduction="sum")
+            stop_loss = stop_loss + link_loss / link_mask.sum().clamp(min=1)
         return denoise_loss + self.stop_loss_weight * stop_loss, denoise_loss, stop_loss
 
 
@@ -430,7 +448,7 @@ def build_model(args) -> StrokeDiffusionModel:
     """A freshly initialised ``StrokeDiffusionModel`` with the model options of ``args``."""
     return StrokeDiffusionModel(
         points_per_stroke=args.points_per_stroke, resampling=args.resampling,
-        max_stroke_length=args.max_stroke_length, max_strokes=args.max_strokes,
+        max_stroke_length=args.max_stroke_length, link_pieces=args.link_pieces, max_strokes=args.max_strokes,
         hidden_size=args.hidden_size, num_layers=args.num_layers, num_heads=args.num_heads,
         head_hidden_size=args.head_hidden_size, head_num_blocks=args.head_num_blocks,
         head_conv_blocks=args.head_conv_blocks, head_conv_channels=args.head_conv_channels, dropout=args.dropout,

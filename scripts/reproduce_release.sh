@@ -79,6 +79,12 @@ if [ "${RECIPE_STUDY:-1}" = 1 ]; then
       --max-stroke-length 128 --noise-draws 2 --checkpoints-total-limit 10 --sample-interval 1000 \
       --resume-from-checkpoint latest
   python benchmarks/sampler_study.py --model outputs/e8 "${VAL[@]}" --setting "" | tee results/rabbit_study_e8.txt
+  # E9: E8 with linked pieces: the model predicts whether a stroke continues the previous one and then starts it
+  # exactly at that one's end
+  python train.py "${RABBIT[@]}" --output-dir outputs/e9 --max-steps 2000 --validation-size 500 \
+      --max-stroke-length 128 --link-pieces --noise-draws 2 --checkpoints-total-limit 10 --sample-interval 1000 \
+      --resume-from-checkpoint latest
+  python benchmarks/sampler_study.py --model outputs/e9 "${VAL[@]}" --setting "" | tee results/rabbit_study_e9.txt
   # the shipped model with other output tolerances than the official 2 px
   python benchmarks/sampler_study.py --model models/rabbit "${VAL[@]}" --setting simplify_epsilon=1.5 \
       --setting simplify_epsilon=2.5 --setting simplify_epsilon=3.0 | tee results/rabbit_study_tolerance.txt

@@ -85,6 +85,42 @@ def test_a_model_that_cuts_long_strokes_cuts_the_prefix_and_joins_the_pieces():
         pipe(max_strokes=4, prefix_strokes=[line])
 
 
+def test_stroke_links_mark_exactly_the_pieces_of_cut_strokes():
+    from pipeline.representation import pack_sketches
+
+    sketches = [[np.array([[0, 0], [250, 0]], np.float32), np.array([[250, 0], [250, 60]], np.float32)],
+                [np.array([[0, 10], [50, 10]], np.float32), np.array([[60, 10], [90, 10]], np.float32)]]
+    strokes, lengths, _ = pack_sketches(sketches, num_points=8, max_strokes=6, max_stroke_length=100.0)
+    links = make_tiny_pipeline().transformer.stroke_links(torch.from_numpy(strokes))
+    assert lengths.tolist() == [4, 2]
+    # 3 pieces of the long line, then a stroke that starts where it ended (a link too); 10 px apart is not
+    assert links[0, :4].tolist() == [False, True, True, True] and links[1, :2].tolist() == [False, False]
+
+
+def test_a_model_that_links_pieces_starts_each_continuing_piece_at_the_last_end():
+    pipe = make_tiny_pipeline(max_stroke_length=60.0, link_pieces=True)
+    p = TINY_MODEL["points_per_stroke"]
+    run = lambda: pipe(num_sketches=6, num_inference_steps=3, max_strokes=8, stroke_format="raw",  # noqa: E731
+                       simplify_history=False, return_trajectories=True, generator=torch.Generator().manual_seed(2))
+    out = run()
+    assert sketches_equal(out.strokes, run().strokes)
+    joins = compared = 0
+    for sketch, trajectories in zip(out.strokes, out.trajectories):
+        pieces_per_stroke = [(len(stroke) - 1) // (p - 1) for stroke in sketch]
+        assert [1 + n * (p - 1) for n in pieces_per_stroke] == [len(stroke) for stroke in sketch]
+        assert sum(pieces_per_stroke) == len(trajectories)  # one denoised model stroke per piece
+        piece = 0
+        for stroke, n in zip(sketch, pieces_per_stroke):
+            for j in range(1, n):  # the denoised piece was moved to start exactly where the previous one ended
+                denoised, drawn = trajectories[piece + j][-1], stroke[j * (p - 1) : (j + 1) * (p - 1) + 1]
+                np.testing.assert_allclose(denoised[0], drawn[0], atol=1e-3)
+                on_canvas = np.all((denoised >= 0) & (denoised <= 255), axis=1)  # elsewhere the output is clipped
+                np.testing.assert_allclose(denoised[on_canvas], drawn[on_canvas], atol=1e-3)
+                compared += on_canvas.sum()
+            piece, joins = piece + n, joins + n - 1
+    assert joins > 0 and compared >= joins
+
+
 def test_same_seed_same_sketches_and_batches_vary_in_length(tiny_pipeline):
     run = lambda seed: tiny_pipeline(num_sketches=16, num_inference_steps=3, max_strokes=10,  # noqa: E731
                                      generator=torch.Generator().manual_seed(seed)).strokes

@@ -155,6 +155,10 @@ def test_join_pieces_undoes_split_long_strokes():
     moved = [pieces[0], pieces[1] + 3.0]  # a model's piece that starts 4.2 px from where the last one ended
     assert len(join_pieces(moved, tolerance=4.0)) == 2 and len(join_pieces(moved, tolerance=5.0)) == 1
     np.testing.assert_array_equal(join_pieces(moved, tolerance=5.0)[0][len(pieces[0]) - 1], pieces[0][-1])
+    # a model that says which strokes continue (link_pieces) decides, whatever the distance
+    assert [len(s) for s in join_pieces(pieces, links=[False, True, True, False])] == [6, 2]
+    assert [len(s) for s in join_pieces(pieces, links=[False, False, False, True])] == [2, 3, 4]  # 40 px apart
+    assert len(join_pieces(moved, tolerance=0.0, links=[False, True])) == 1
 
 
 def test_pack_sketches_counts_pieces_against_max_strokes():

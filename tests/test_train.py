@@ -216,6 +216,31 @@ def test_context_dropout_trains_the_null_context(context_dropout):
     assert trained == (context_dropout > 0)
 
 
+def test_link_pieces_trains_the_continuation_head_and_conditioning():
+    sys.path.insert(0, str(REPO))
+    import train
+    from diffusers import DDPMScheduler
+
+    from pipeline import StrokeDiffusionModel
+
+    torch.manual_seed(0)
+    model = StrokeDiffusionModel(**TINY_MODEL, max_stroke_length=60.0, link_pieces=True)
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    strokes = torch.rand(3, 4, TINY_MODEL["points_per_stroke"], 2) * 2 - 1
+    strokes[0, 1, 0] = strokes[0, 0, -1]  # stroke 1 of sketch 0 continues stroke 0
+    objective = train.DiffusionObjective(model, DDPMScheduler(beta_schedule="squaredcos_cap_v2"), noise_draws=2,
+                                         stop_loss_weight=0.1)
+    loss, _, stop_loss = objective(strokes, torch.tensor([4, 2, 3]), torch.Generator().manual_seed(0))
+    loss.backward()
+    for name in ("link_embed", "link_head", "start_proj"):
+        assert getattr(model, name).weight.grad.abs().sum() > 0, name
+    plain = StrokeDiffusionModel(**TINY_MODEL, max_stroke_length=60.0)
+    assert plain.link_head is None and not any("link" in k or "start_proj" in k for k in plain.state_dict())
+    with pytest.raises(SystemExit):
+        train.parse_args(["--category", "rabbit", "--output-dir", "x", "--link-pieces"])
+
+
 def test_history_noise_moves_and_scales_whole_strokes_and_only_in_training():
     sys.path.insert(0, str(REPO))
     import train

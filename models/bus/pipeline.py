@@ -117,6 +117,11 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
                              f"max_strokes={max_strokes} leaves none to draw")
         return pieces
 
+    @staticmethod
+    def _uniform(n: int, generator, device) -> torch.Tensor:
+        """``(n,)`` uniform draws in [0, 1) from ``generator`` (on its own device), moved to ``device``."""
+        return torch.rand(n, generator=generator, device=generator.device if generator is not None else "cpu").to(device)
+
     def _step_kwargs(self, generator) -> dict:
         accepts_generator = "generator" in inspect.signature(self.scheduler.step).parameters
         return {"generator": generator} if accepts_generator else {}
@@ -215,6 +220,9 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
         if prefix:
             packed = strokes_to_normalized(prefix, config.points_per_stroke, config.resampling)
             strokes[:, : len(prefix)] = torch.from_numpy(packed).to(device=device, dtype=dtype)
+        links = torch.zeros(num_sketches, max_strokes, dtype=torch.bool, device=device)  # continues the last stroke?
+        if config.link_pieces and prefix:
+            links[:, : len(prefix)] = self.transformer.stroke_links(strokes[:, : len(prefix)])
         lengths = torch.full((num_sketches,), len(prefix), dtype=torch.long, device=device)
         finished = torch.zeros(num_sketches, dtype=torch.bool, device=device)
         trajectories = [[] for _ in range(num_sketches)] if return_trajectories else None
@@ -222,18 +230,26 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
         # 2. one stroke at a time: decide whether to stop, then denoise the next stroke
         for k in self.progress_bar(range(len(prefix), max_strokes)):
             active = torch.nonzero(~finished).squeeze(1)  # finished sketches cost nothing from here on
-            context = self.transformer.encode_history(strokes[active, :k])[:, k]
+            context = self.transformer.encode_history(strokes[active, :k], links[active, :k])[:, k]
             stop_prob = torch.sigmoid(self.transformer.stop_logits(context).float() / temperature)
-            uniform = torch.rand(num_sketches, generator=generator,
-                                 device=generator.device if generator is not None else "cpu").to(device)[active]
+            uniform = self._uniform(num_sketches, generator, device)[active]
             if k > 0:
                 stop = uniform < stop_prob
                 finished[active[stop]] = True
                 active, context = active[~stop], context[~stop]
             if len(active) == 0:
                 break
+            if config.link_pieces and k > 0:  # continue the last stroke, or start a new one?
+                link_prob = torch.sigmoid(self.transformer.link_logits(context).float() / temperature)
+                links[active, k] = self._uniform(num_sketches, generator, device)[active] < link_prob
+                previous_end = strokes[active, k - 1, -1]
+                context = self.transformer.continuation_context(context, links[active, k], previous_end)
             new, trajectory = self.denoise_stroke(context, num_inference_steps, guidance_scale, generator,
                                                   temperature, return_trajectories)
+            if config.link_pieces and k > 0:  # a continuing stroke starts exactly where the last one ended
+                shift = torch.where(links[active, k][:, None], previous_end - new[:, 0], torch.zeros_like(new[:, 0]))
+                new = (new + shift[:, None]).clamp(-1.0, 1.0)
+                trajectory = trajectory + shift[None, :, None] if return_trajectories else None
             if simplify_history:  # the form the history encoder saw in training: piecewise-linear strokes
                 new = simplify_normalized(new.float().cpu().numpy(), simplify_epsilon, config.resampling)
                 new = torch.from_numpy(new).to(device=device, dtype=dtype)
@@ -253,7 +269,8 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
                                 for paths, (origin, scale) in zip(trajectories, map(canvas_fit, sketches))]
             sketches = [raw_to_simplified(s, fit=fit, epsilon=simplify_epsilon) for s in sketches]
         if config.max_stroke_length > 0:  # the model drew long strokes as pieces
-            sketches = [join_pieces(s) for s in sketches]
+            links_np = links.cpu().numpy() if config.link_pieces else [None] * num_sketches
+            sketches = [join_pieces(s, links=sketch_links) for s, sketch_links in zip(sketches, links_np)]
         style = {"size": image_size, "line_width": line_width}
         images = [render_image(s, **style) for s in sketches]
         if output_type == "np":

@@ -172,13 +172,14 @@ def split_long_strokes(strokes: Sequence[np.ndarray], max_length: float) -> list
     return [piece for stroke in strokes for piece in split_stroke(stroke, max_length)]
 
 
-def join_pieces(strokes: Sequence[np.ndarray], tolerance: float = PIECE_JOIN_TOLERANCE) -> list[np.ndarray]:
+def join_pieces(strokes: Sequence[np.ndarray], tolerance: float = PIECE_JOIN_TOLERANCE,
+                links: Sequence[bool] | None = None) -> list[np.ndarray]:
     """Undo ``split_long_strokes`` on a model's strokes: each stroke that starts within ``tolerance`` of where the
     previous one ended (the points' units; default in canvas pixels) continues it, its first point replaced by that
-    end."""
+    end. ``links`` (one bool per stroke), when given, says which strokes continue the previous one instead."""
     joined = []
-    for stroke in strokes:
-        if joined and np.linalg.norm(stroke[0] - joined[-1][-1]) <= tolerance:
+    for i, stroke in enumerate(strokes):
+        if joined and (links[i] if links is not None else np.linalg.norm(stroke[0] - joined[-1][-1]) <= tolerance):
             joined[-1] = np.concatenate([joined[-1], stroke[1:]])
         else:
             joined.append(stroke)
