@@ -198,7 +198,8 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
                 stay where they were drawn), then each stroke RDP-simplified (``simplify_epsilon``) to integer
                 pixels. ``"raw"`` gives the model's own ``(P, 2)`` strokes. A model trained with
                 ``max_stroke_length`` draws long strokes as pieces; both formats join a piece to the previous one
-                when it starts within ``representation.PIECE_JOIN_TOLERANCE`` (4) pixels of that one's end.
+                when it starts within ``representation.PIECE_JOIN_TOLERANCE`` (4) pixels of that one's end, or, for a
+                ``link_pieces`` model, when the model drew it as a continuation.
             simplify_history: RDP-simplify each new stroke (``simplify_epsilon``) and resample it before it becomes
                 history for the next one, so the history encoder sees strokes in the piecewise-linear form it was
                 trained on rather than the denoiser's small wiggles (measured in the README). The returned
