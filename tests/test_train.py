@@ -231,7 +231,7 @@ def test_link_pieces_trains_the_continuation_head_and_conditioning():
     strokes[0, 1, 0] = strokes[0, 0, -1]  # stroke 1 of sketch 0 continues stroke 0
     objective = train.DiffusionObjective(model, DDPMScheduler(beta_schedule="squaredcos_cap_v2"), noise_draws=2,
                                          stop_loss_weight=0.1)
-    loss, _, stop_loss = objective(strokes, torch.tensor([4, 2, 3]), torch.Generator().manual_seed(0))
+    loss, _, _ = objective(strokes, torch.tensor([4, 2, 3]), torch.Generator().manual_seed(0))
     loss.backward()
     for name in ("link_embed", "link_head", "start_proj"):
         assert getattr(model, name).weight.grad.abs().sum() > 0, name
