@@ -146,8 +146,13 @@ def resample_stroke(points: np.ndarray, num_points: int, resampling: str = "arc_
         targets = np.concatenate(targets + [cum[-1:]])
     else:
         targets = np.linspace(0.0, cum[-1], num_points)
-    x = np.interp(targets, cum, points[:, 0])
-    y = np.interp(targets, cum, points[:, 1])
+    return _points_at_lengths(points, cum, targets)
+
+
+def _points_at_lengths(points: np.ndarray, cum: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The ``(m, 2)`` float32 points at arc ``lengths`` along an ``(n, 2)`` polyline whose vertices lie at arc
+    lengths ``cum`` (n,), linearly interpolated."""
+    x, y = np.interp(lengths, cum, points[:, 0]), np.interp(lengths, cum, points[:, 1])
     return np.stack([x, y], axis=1).astype(np.float32)
 
 
@@ -162,7 +167,7 @@ def split_stroke(points: np.ndarray, max_length: float) -> list[np.ndarray]:
     if num_pieces <= 1:
         return [points]
     cuts = np.linspace(0.0, cum[-1], num_pieces + 1)
-    at = np.stack([np.interp(cuts, cum, points[:, 0]), np.interp(cuts, cum, points[:, 1])], axis=1).astype(np.float32)
+    at = _points_at_lengths(points, cum, cuts)
     return [np.concatenate([at[i : i + 1], points[(cum > a) & (cum < b)], at[i + 1 : i + 2]])
             for i, (a, b) in enumerate(zip(cuts[:-1], cuts[1:]))]
 
