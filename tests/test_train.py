@@ -270,3 +270,19 @@ def test_history_noise_moves_and_scales_whole_strokes_and_only_in_training():
     model.train()
     assert losses[0.5, "train"] != losses[0.0, "train"]  # the stop head read the perturbed history
     assert losses[0.5, "eval"] == losses[0.0, "eval"]  # validation sees the real history
+
+
+def test_timestep_power_one_keeps_the_uniform_draws_and_larger_powers_favour_low_noise():
+    sys.path.insert(0, str(REPO))
+    import train
+
+    uniform = train.sample_timesteps(20_000, 1000, 1.0, torch.Generator().manual_seed(0))
+    assert torch.equal(uniform, torch.randint(0, 1000, (20_000,), generator=torch.Generator().manual_seed(0)))
+    low = train.sample_timesteps(20_000, 1000, 2.0, torch.Generator().manual_seed(0))
+    assert low.dtype == torch.int64 and low.min() >= 0 and low.max() <= 999
+    # P(t < 250) is 0.25 for uniform draws and sqrt(0.25) = 0.5 for power 2
+    assert abs((uniform < 250).float().mean().item() - 0.25) < 0.02
+    assert abs((low < 250).float().mean().item() - 0.5) < 0.02
+    assert torch.equal(low, train.sample_timesteps(20_000, 1000, 2.0, torch.Generator().manual_seed(0)))
+    with pytest.raises(SystemExit):
+        train.parse_args(["--category", "rabbit", "--output-dir", "x", "--timestep-power", "0"])
