@@ -41,7 +41,9 @@ if [ "${RECIPE_STUDY:-1}" = 1 ]; then
   # the representation floor: real train drawings through the model's stroke representation, no model
   for v in "p32 --points-per-stroke 32" "p64 --points-per-stroke 64" "p32_keep --resampling vertices" \
            "p32_keep_eps1 --resampling vertices --epsilon 1" "p32_padded_eps1 --resampling padded_vertices --epsilon 1" \
-           "p32_padded_eps05 --resampling padded_vertices --epsilon 0.5" "p32_pieces128 --max-stroke-length 128"; do
+           "p32_padded_eps05 --resampling padded_vertices --epsilon 0.5" "p32_pieces128 --max-stroke-length 128" \
+           "p16 --points-per-stroke 16" "p16_pieces128 --points-per-stroke 16 --max-stroke-length 128" \
+           "p16_pieces64 --points-per-stroke 16 --max-stroke-length 64"; do
     set -- $v
     name=$1; shift
     python benchmarks/representation_floor.py --data data/rabbit_sketchrnn.ndjson \
@@ -97,6 +99,11 @@ if [ "${RECIPE_STUDY:-1}" = 1 ]; then
       --timestep-power 2 --checkpoints-total-limit 10 --sample-interval 1000 --resume-from-checkpoint latest
   python benchmarks/sampler_study.py --model outputs/e11 "${VAL[@]}" --setting "" --setting simplify_epsilon=1.5 \
       --setting simplify_epsilon=1.0 | tee results/rabbit_study_e11.txt
+  # E12: E9 with 16 points per piece
+  python train.py "${RABBIT[@]}" --output-dir outputs/e12 --max-steps 2000 --validation-size 500 --points-per-stroke 16 \
+      --max-stroke-length 128 --link-pieces --noise-draws 2 --checkpoints-total-limit 10 --sample-interval 1000 \
+      --resume-from-checkpoint latest
+  python benchmarks/sampler_study.py --model outputs/e12 "${VAL[@]}" --setting "" | tee results/rabbit_study_e12.txt
   # the shipped model with other output tolerances than the official 2 px
   python benchmarks/sampler_study.py --model models/rabbit "${VAL[@]}" --setting simplify_epsilon=1.5 \
       --setting simplify_epsilon=2.5 --setting simplify_epsilon=3.0 | tee results/rabbit_study_tolerance.txt
