@@ -60,11 +60,12 @@ def configure(pipe, setting: dict) -> dict:
     first, power = setting.pop("first_timestep", None), setting.pop("timestep_power", None)
     if first is not None or power is not None:
         steps = setting.get("num_inference_steps", 10)
-        last = pipe.scheduler.config.num_train_timesteps - 1
-        if power is not None:  # t_i = (T - 1) (1 - i / steps) ** power: power > 1 spends more steps at low noise
+        num_train_timesteps = pipe.scheduler.config.num_train_timesteps
+        if power is not None:  # (T - 1) (1 - i / steps) ** power, repeats merged: power > 1 puts more at low noise
+            last = num_train_timesteps - 1
             timesteps = sorted({round(last * (1 - i / steps) ** power) for i in range(steps)}, reverse=True)
         else:
-            timesteps = [first - i * ((last + 1) // steps) for i in range(steps)]
+            timesteps = [first - i * (num_train_timesteps // steps) for i in range(steps)]
         set_timesteps = pipe.scheduler.set_timesteps
         # the pipeline asks for num_inference_steps; this instance answers with the fixed list instead
         pipe.scheduler.set_timesteps = lambda num_inference_steps=None, device=None: set_timesteps(
