@@ -39,6 +39,7 @@ from pipeline.representation import RESAMPLING_MODES, pack_sketches
 
 logger = logging.getLogger("train")
 CHECKPOINT_MARKER = "checkpoint.json"
+EMA_FOLDER = "ema"  # a checkpoint's EMA weights, as a save_pretrained folder (safetensors, not accelerate's pickle)
 RUN_SPECIFIC_OPTIONS = {"output_dir", "resume_from_checkpoint", "export_only", "config", "debug_kill_at_step", "help"}
 
 
@@ -543,7 +544,21 @@ def main(argv=None) -> None:
     objective, optimizer, lr_scheduler = accelerator.prepare(objective, optimizer, lr_scheduler)
     if ema is not None:
         ema.to(accelerator.device)
-        accelerator.register_for_checkpointing(ema)
+
+        def save_ema(models, weights, folder: str) -> None:
+            if accelerator.is_main_process:
+                ema.save_pretrained(os.path.join(folder, EMA_FOLDER))
+
+        def load_ema(models, folder: str) -> None:
+            path = os.path.join(folder, EMA_FOLDER)
+            if not os.path.isdir(path):
+                raise ValueError(f"checkpoint {folder} has no {EMA_FOLDER}/ folder of EMA weights (saved without EMA, or "
+                                 "by a train.py older than 2026-11-23); resume it with --no-use-ema or start afresh")
+            ema.load_state_dict(EMAModel.from_pretrained(path, model_cls=StrokeDiffusionModel).state_dict())
+            ema.to(accelerator.device)
+
+        accelerator.register_save_state_pre_hook(save_ema)
+        accelerator.register_load_state_pre_hook(load_ema)
     sketches_per_step = args.train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
 
     def unwrapped_model() -> StrokeDiffusionModel:

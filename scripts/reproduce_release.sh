@@ -104,6 +104,11 @@ if [ "${RECIPE_STUDY:-1}" = 1 ]; then
       --max-stroke-length 128 --link-pieces --noise-draws 2 --checkpoints-total-limit 10 --sample-interval 1000 \
       --resume-from-checkpoint latest
   python benchmarks/sampler_study.py --model outputs/e12 "${VAL[@]}" --setting "" | tee results/rabbit_study_e12.txt
+  # E13: E12 with pieces of at most 64 px (more pieces per sketch, hence --max-strokes 48)
+  python train.py "${RABBIT[@]}" --output-dir outputs/e13 --max-steps 2000 --validation-size 500 --points-per-stroke 16 \
+      --max-stroke-length 64 --link-pieces --noise-draws 2 --max-strokes 48 --checkpoints-total-limit 10 \
+      --sample-interval 1000 --resume-from-checkpoint latest
+  python benchmarks/sampler_study.py --model outputs/e13 "${VAL[@]}" --setting "" | tee results/rabbit_study_e13.txt
   # the shipped model with other output tolerances than the official 2 px
   python benchmarks/sampler_study.py --model models/rabbit "${VAL[@]}" --setting simplify_epsilon=1.5 \
       --setting simplify_epsilon=2.5 --setting simplify_epsilon=3.0 | tee results/rabbit_study_tolerance.txt

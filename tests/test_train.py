@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,9 @@ def test_smoke_run_writes_a_loadable_pipeline_with_provenance(tmp_path):
     log = [json.loads(line) for line in (out / "logs" / "train_log.jsonl").read_text().splitlines()]
     assert [entry["step"] for entry in log] == [1, 2, 3, 4]
     assert [p.name for p in sorted((out / "checkpoints").iterdir())] == ["checkpoint-2", "checkpoint-4"]
+    checkpoint = out / "checkpoints" / "checkpoint-4"
+    assert (checkpoint / "ema" / "diffusion_pytorch_model.safetensors").is_file()  # EMA weights as safetensors
+    assert not list(checkpoint.glob("custom_checkpoint_*"))  # not as accelerate's pickle of a registered object
 
 
 @needs_shared
@@ -109,6 +113,19 @@ def test_corrupted_checkpoint_is_reported_not_loaded(tmp_path):
     result = run_train(tmp_path, "m", "--max-steps", "4", "--resume-from-checkpoint", "latest", check=False)
     assert result.returncode != 0
     assert "corrupted" in result.stderr and "model.safetensors" in result.stderr
+
+
+@needs_shared
+def test_checkpoint_without_ema_weights_is_reported_not_loaded(tmp_path):
+    run_train(tmp_path, "m", "--max-steps", "2", "--checkpointing-steps", "2")
+    ckpt = tmp_path / "m" / "checkpoints" / "checkpoint-2"
+    shutil.rmtree(ckpt / "ema")  # as in a checkpoint written before the EMA weights were saved as safetensors
+    marker = json.loads((ckpt / "checkpoint.json").read_text())
+    marker["files"] = {name: digest for name, digest in marker["files"].items() if not name.startswith("ema/")}
+    (ckpt / "checkpoint.json").write_text(json.dumps(marker))
+    result = run_train(tmp_path, "m", "--max-steps", "4", "--resume-from-checkpoint", "latest", check=False)
+    assert result.returncode != 0
+    assert "has no ema/ folder of EMA weights" in result.stderr and "--no-use-ema" in result.stderr
 
 
 @needs_shared
