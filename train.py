@@ -502,6 +502,7 @@ def main(argv=None) -> None:
     from accelerate.utils import ProjectConfiguration
     from diffusers.optimization import get_scheduler
     from diffusers.training_utils import EMAModel
+    from safetensors.torch import load_file
     from tqdm.auto import tqdm
 
     args = parse_args(argv)
@@ -550,12 +551,15 @@ def main(argv=None) -> None:
                 ema.save_pretrained(os.path.join(folder, EMA_FOLDER))
 
         def load_ema(models, folder: str) -> None:
-            path = os.path.join(folder, EMA_FOLDER)
-            if not os.path.isdir(path):
+            path = Path(folder) / EMA_FOLDER
+            if not path.is_dir():
                 raise ValueError(f"checkpoint {folder} has no {EMA_FOLDER}/ folder of EMA weights (saved without EMA, or "
                                  "by a train.py older than 2026-11-23); resume it with --no-use-ema or start afresh")
-            ema.load_state_dict(EMAModel.from_pretrained(path, model_cls=StrokeDiffusionModel).state_dict())
-            ema.to(accelerator.device)
+            saved = json.loads((path / "config.json").read_text())  # the model's config plus the EMA's decay and step
+            weights = load_file(path / "diffusion_pytorch_model.safetensors", device=str(accelerator.device))
+            state = {key: saved[key] for key in ema.state_dict() if key != "shadow_params"}
+            shadow = [weights[name] for name, _ in model.named_parameters()]  # the order the EMA was built in
+            ema.load_state_dict(dict(state, shadow_params=shadow))
 
         accelerator.register_save_state_pre_hook(save_ema)
         accelerator.register_load_state_pre_hook(load_ema)
