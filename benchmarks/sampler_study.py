@@ -10,7 +10,7 @@ Each ``--setting`` is comma-separated ``key=value`` pairs: arguments of the pipe
 (swapped in with ``from_config``), ``scheduler.OPTION=VALUE`` (a scheduler config option, e.g.
 ``scheduler.algorithm_type=sde-dpmsolver++``), ``first_timestep=T`` (sampling steps at T, T - 1000 / steps, ...
 instead of the scheduler's own spacing) and ``timestep_power=p`` (steps at 999 (1 - i / steps) ** p: p > 1 puts more
-of them at low noise). An empty setting is the pipeline's defaults. Sketches are generated (``--seed``,
+of them at low noise; one of the two per setting). An empty setting is the pipeline's defaults. Sketches are generated (``--seed``,
 batches of 500; other seeds show how much a 500-sample FID moves by chance), rendered and scored as ``evaluate.py``
 does, against the split's test drawings; each line gives FID, KID, sampling seconds, and mean strokes per sketch,
 stroke length (pixels) and points per stroke next to the reference's.
@@ -58,6 +58,8 @@ def configure(pipe, setting: dict) -> dict:
             else type(pipe.scheduler)
         pipe.scheduler = cls.from_config(pipe.scheduler.config, **options)
     first, power = setting.pop("first_timestep", None), setting.pop("timestep_power", None)
+    if first is not None and power is not None:
+        raise ValueError(f"first_timestep={first} and timestep_power={power} both set the timesteps; give one of them")
     if first is not None or power is not None:
         steps = setting.get("num_inference_steps", 10)
         num_train_timesteps = pipe.scheduler.config.num_train_timesteps

@@ -219,15 +219,16 @@ def fit_to_canvas(strokes: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [((np.asarray(s, dtype=np.float32) - origin) * scale).astype(np.float32) for s in strokes]
 
 
-def rdp_simplify(points: np.ndarray, epsilon: float) -> np.ndarray:
-    """Ramer-Douglas-Peucker simplification of an ``(n, 2)`` polyline (epsilon in the points' units).
+def rdp_keep(points: np.ndarray, epsilon: float) -> np.ndarray:
+    """Ramer-Douglas-Peucker on an ``(n, 2)`` polyline (epsilon in the points' units): the ``(n,)`` bool mask of the
+    points it keeps, the first and last always.
 
     Distances are to the chord's infinite line, as in the official Quick, Draw! simplification: the tip
     of a stroke that turns back on itself can be dropped (official drawings show this too).
     """
     points = np.asarray(points, dtype=np.float32)
     if len(points) < 3:
-        return points
+        return np.ones(len(points), dtype=bool)
     keep = np.zeros(len(points), dtype=bool)
     keep[[0, -1]] = True
     stack = [(0, len(points) - 1)]
@@ -248,7 +249,13 @@ def rdp_simplify(points: np.ndarray, epsilon: float) -> np.ndarray:
             split = start + 1 + i
             keep[split] = True
             stack += [(start, split), (split, end)]
-    return points[keep]
+    return keep
+
+
+def rdp_simplify(points: np.ndarray, epsilon: float) -> np.ndarray:
+    """The ``(m, 2)`` points of an ``(n, 2)`` polyline that Ramer-Douglas-Peucker keeps (``rdp_keep``)."""
+    points = np.asarray(points, dtype=np.float32)
+    return points[rdp_keep(points, epsilon)]
 
 
 def raw_to_simplified(strokes: Sequence[np.ndarray], fit: bool = True, epsilon: float = 2.0) -> list[np.ndarray]:

@@ -43,7 +43,8 @@ if [ "${RECIPE_STUDY:-1}" = 1 ]; then
            "p32_keep_eps1 --resampling vertices --epsilon 1" "p32_padded_eps1 --resampling padded_vertices --epsilon 1" \
            "p32_padded_eps05 --resampling padded_vertices --epsilon 0.5" "p32_pieces128 --max-stroke-length 128" \
            "p16 --points-per-stroke 16" "p16_pieces128 --points-per-stroke 16 --max-stroke-length 128" \
-           "p16_pieces64 --points-per-stroke 16 --max-stroke-length 64"; do
+           "p16_pieces64 --points-per-stroke 16 --max-stroke-length 64" "p32_corners_restored --restore-corners" \
+           "p32_long128 --only-longer-than 128"; do
     set -- $v
     name=$1; shift
     python benchmarks/representation_floor.py --data data/rabbit_sketchrnn.ndjson \

@@ -2,12 +2,16 @@
 
 import sys
 
+import numpy as np
+import pytest
 import torch
 from diffusers import DPMSolverMultistepScheduler
 
 from conftest import REPO, make_tiny_pipeline
+from pipeline.representation import rdp_simplify, resample_stroke
 
 sys.path.insert(0, str(REPO / "benchmarks"))
+import representation_floor  # noqa: E402
 import sampler_study  # noqa: E402
 
 
@@ -25,3 +29,32 @@ def test_sampler_study_setting_sets_scheduler_options_and_timestep_power():
     assert pipe.scheduler.timesteps.tolist() == [999, 562, 250, 62]  # 999 (1 - i / 4) ** 2
     sketches = pipe(num_sketches=2, generator=torch.Generator().manual_seed(0), max_strokes=3, **call).strokes
     assert len(sketches) == 2 and all(len(s) >= 1 for s in sketches)
+
+
+def test_sampler_study_refuses_two_timestep_settings():
+    setting = sampler_study.parse_setting("first_timestep=980,timestep_power=2")
+    with pytest.raises(ValueError, match="first_timestep=980 and timestep_power=2"):
+        sampler_study.configure(make_tiny_pipeline(), setting)
+
+
+def test_restore_corners_puts_back_the_corners_that_equal_spacing_cuts():
+    # an L of two 100 px sides: 32 equally spaced points miss the corner at (100, 0) by up to half a spacing
+    polyline = np.array([[0, 0], [100, 0], [100, 100]], dtype=np.float32)
+    points = resample_stroke(polyline, 32)  # spacing 200 / 31: the corner falls half-way between two points
+    assert np.linalg.norm(points - [100, 0], axis=1).min() > 1.0
+    cut = rdp_simplify(points, 2.0)
+    assert len(cut) == 4  # RDP keeps both points beside the corner: a chamfer
+    np.testing.assert_allclose(representation_floor.restore_corners(points, 2.0), polyline, atol=1e-3)
+    # a shallow bend (about 6 degrees) is left where RDP put it
+    shallow = resample_stroke(np.array([[0, 0], [100, 0], [200, 10]], dtype=np.float32), 32)
+    np.testing.assert_array_equal(representation_floor.restore_corners(shallow, 0.5), rdp_simplify(shallow, 0.5))
+
+
+def test_round_trip_long_strokes_keeps_short_strokes_as_drawn():
+    short = np.array([[10, 10], [13, 14], [20, 12]], dtype=np.float32)  # 13 px
+    long = np.array([[0, 0], [97, 3], [150, 100], [40, 200]], dtype=np.float32)
+    out = representation_floor.round_trip_long_strokes([short, long], 128, points_per_stroke=32,
+                                                       resampling="arc_length", epsilon=2.0)
+    np.testing.assert_array_equal(out[0], short)
+    assert len(out[1]) < 32 and np.abs(out[1][[0, -1]] - long[[0, -1]]).max() <= 0.5  # simplified, not re-fitted
+    np.testing.assert_array_equal(out[1], np.round(out[1]))
