@@ -114,6 +114,13 @@ if [ "${RECIPE_STUDY:-1}" = 1 ]; then
   for run in e12 e13; do for seed in 1 2; do
     python benchmarks/sampler_study.py --model outputs/$run "${VAL[@]}" --seed $seed --setting ""
   done; done | tee results/rabbit_study_e12_e13_seeds.txt
+  # the shipped model, E4 and E6 with 2,000 generated sketches, the test protocol's size (seed 0; seed 1 for two of them)
+  { for model in models/rabbit outputs/e4 outputs/e6; do
+      python benchmarks/sampler_study.py --model $model "${VAL[@]}" --num-samples 2000 --setting ""
+    done
+    for model in models/rabbit outputs/e6; do
+      python benchmarks/sampler_study.py --model $model "${VAL[@]}" --num-samples 2000 --seed 1 --setting ""
+    done; } | tee results/rabbit_study_val2000.txt
   # the shipped model with other output tolerances than the official 2 px
   python benchmarks/sampler_study.py --model models/rabbit "${VAL[@]}" --setting simplify_epsilon=1.5 \
       --setting simplify_epsilon=2.5 --setting simplify_epsilon=3.0 | tee results/rabbit_study_tolerance.txt
