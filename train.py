@@ -502,6 +502,7 @@ def main(argv=None) -> None:
     from accelerate.utils import ProjectConfiguration
     from diffusers.optimization import get_scheduler
     from diffusers.training_utils import EMAModel
+    from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
     from safetensors.torch import load_file
     from tqdm.auto import tqdm
 
@@ -556,7 +557,7 @@ def main(argv=None) -> None:
                 raise ValueError(f"checkpoint {folder} has no {EMA_FOLDER}/ folder of EMA weights (saved without EMA, or "
                                  "by a train.py older than 2026-11-23); resume it with --no-use-ema or start afresh")
             saved = json.loads((path / "config.json").read_text())  # the model's config plus the EMA's decay and step
-            weights = load_file(path / "diffusion_pytorch_model.safetensors", device=str(accelerator.device))
+            weights = load_file(path / SAFETENSORS_WEIGHTS_NAME, device=str(accelerator.device))
             state = {key: saved[key] for key in ema.state_dict() if key != "shadow_params"}
             shadow = [weights[name] for name, _ in model.named_parameters()]  # the order the EMA was built in
             ema.load_state_dict(dict(state, shadow_params=shadow))

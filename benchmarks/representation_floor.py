@@ -25,7 +25,7 @@ import numpy as np
 from common import machine  # also puts the repository on sys.path
 
 from evaluate import reference_floor_indices
-from pipeline.data import load_split, load_split_sketches
+from pipeline.data import load_split, load_split_sketches, stroke_length
 from pipeline.fileio import write_ndjson_atomic
 from pipeline.metrics import default_cache_dir
 from pipeline.rendering import to_ndjson_record
@@ -87,11 +87,6 @@ def round_trip(sketch, points_per_stroke: int, resampling: str, epsilon: float, 
         normalized = simplify_normalized(normalized, epsilon, resampling)
         simplified = raw_to_simplified([unit_to_pixels(s) for s in normalized], fit=fit, epsilon=epsilon)
     return join_pieces(simplified) if max_stroke_length > 0 else simplified
-
-
-def stroke_length(stroke: np.ndarray) -> float:
-    """Arc length of an ``(n, 2)`` polyline, in its units."""
-    return float(np.linalg.norm(np.diff(stroke, axis=0), axis=1).sum())
 
 
 def round_trip_long_strokes(sketch, min_length: float, **options) -> list[np.ndarray]:

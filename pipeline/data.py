@@ -363,6 +363,11 @@ def load_split_sketches(data_file: str | os.PathLike, split: dict[str, list[int]
 # ----------------------------------------------------------------------------- statistics
 
 
+def stroke_length(stroke: np.ndarray) -> float:
+    """Polyline length of an ``(n, 2)`` stroke, in its units (0 for a single point)."""
+    return float(np.linalg.norm(np.diff(stroke, axis=0), axis=1).sum())
+
+
 def stroke_statistics(sketches: Sequence[Sequence[np.ndarray]]) -> dict[str, np.ndarray]:
     """Per-sketch and per-stroke statistics, in canvas pixels.
 
@@ -375,7 +380,7 @@ def stroke_statistics(sketches: Sequence[Sequence[np.ndarray]]) -> dict[str, np.
         strokes_per_sketch.append(len(sketch))
         for s in sketch:
             points.append(len(s))
-            lengths.append(float(np.linalg.norm(np.diff(s, axis=0), axis=1).sum()))
+            lengths.append(stroke_length(s))
         allp = np.concatenate(sketch, axis=0)
         extents.append(float((allp.max(axis=0) - allp.min(axis=0)).max()))
     return {"strokes_per_sketch": np.array(strokes_per_sketch), "points_per_stroke": np.array(points),

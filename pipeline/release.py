@@ -192,6 +192,7 @@ def refresh_code(model_dir: str | os.PathLike, check_seed: int = 0) -> list[str]
     import diffusers
     import torch
     from diffusers import DiffusionPipeline
+    from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
     from safetensors.torch import load_file
 
     from .modeling_stroke_diffusion import StrokeDiffusionModel
@@ -215,7 +216,7 @@ def refresh_code(model_dir: str | os.PathLike, check_seed: int = 0) -> list[str]
 
     if draw(shipped) != draw(fresh):
         raise ValueError(f"{model_dir}: this checkout's code draws other sketches than the folder's own; not refreshed")
-    weights = "transformer/diffusion_pytorch_model.safetensors"
+    weights = f"transformer/{SAFETENSORS_WEIGHTS_NAME}"
     changed = []
     with tempfile.TemporaryDirectory() as tmp:
         fresh.save_pretrained(tmp)
