@@ -41,6 +41,8 @@ logger = logging.getLogger("train")
 CHECKPOINT_MARKER = "checkpoint.json"
 EMA_FOLDER = "ema"  # a checkpoint's EMA weights, as a save_pretrained folder (safetensors, not accelerate's pickle)
 RUN_SPECIFIC_OPTIONS = {"output_dir", "resume_from_checkpoint", "export_only", "config", "debug_kill_at_step", "help"}
+# Options added with a default other than the behaviour before them: a saved config that lacks one was made with this.
+DEFAULTS_BEFORE_THE_OPTION = {"head_conv_blocks": 0}
 
 
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
@@ -83,9 +85,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--num-heads", type=int, default=4, help="attention heads")
     g.add_argument("--head-hidden-size", type=int, default=512, help="width of the denoiser MLP")
     g.add_argument("--head-num-blocks", type=int, default=4, help="adaLN blocks of the denoiser")
-    g.add_argument("--head-conv-blocks", type=int, default=0,
-                   help="residual 1-D convolution blocks along the points after the denoiser MLP (0 = none)")
-    g.add_argument("--head-conv-channels", type=int, default=64, help="channels of those convolutions")
+    g.add_argument("--head-conv-blocks", type=int, default=2,
+                   help="residual 1-D convolution blocks along the points after the denoiser MLP (0 = the plain "
+                        "MLP denoiser of the cat and bus releases)")
+    g.add_argument("--head-conv-channels", type=int, default=32, help="channels of those convolutions")
     g.add_argument("--dropout", type=float, default=0.1, help="dropout in the stroke transformer")
     g.add_argument("--context-dropout", type=float, default=0.1,
                    help="fraction of strokes trained with the null context instead of their history, which "
@@ -187,7 +190,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def read_run_config(path: str, parser: argparse.ArgumentParser) -> dict:
     """The options saved in a run's ``training_config.json`` that this parser knows, less the run-specific ones
-    (output folder, resuming, export); options of older versions are reported and skipped."""
+    (output folder, resuming, export); options of older versions are reported and skipped, and options newer than
+    the run take the value that reproduces it where that is not today's default (``DEFAULTS_BEFORE_THE_OPTION``)."""
     try:
         saved = json.loads(Path(path).read_text())
     except (OSError, ValueError) as err:
@@ -198,7 +202,7 @@ def read_run_config(path: str, parser: argparse.ArgumentParser) -> dict:
     stale = sorted(set(saved) - known - RUN_SPECIFIC_OPTIONS)
     if stale:
         print(f"--config {path}: skipping options this train.py does not have: {', '.join(stale)}", file=sys.stderr)
-    return {k: v for k, v in saved.items() if k in known}
+    return {**DEFAULTS_BEFORE_THE_OPTION, **{k: v for k, v in saved.items() if k in known}}
 
 
 # ----------------------------------------------------------------------------- data
@@ -557,6 +561,11 @@ def main(argv=None) -> None:
                 raise ValueError(f"checkpoint {folder} has no {EMA_FOLDER}/ folder of EMA weights (saved without EMA, or "
                                  "by a train.py older than 2026-11-23); resume it with --no-use-ema or start afresh")
             saved = json.loads((path / "config.json").read_text())  # the model's config plus the EMA's decay and step
+            other = [f"{k}={saved[k]!r} there, {v!r} here" for k, v in model.config.items()
+                     if not k.startswith("_") and k in saved and saved[k] != v]
+            if other:
+                raise ValueError(f"checkpoint {folder} is of another model ({'; '.join(other)}): resume with the "
+                                 "run's options, e.g. --config with its training_config.json, or the flags it used")
             weights = load_file(path / SAFETENSORS_WEIGHTS_NAME, device=str(accelerator.device))
             state = {key: saved[key] for key in ema.state_dict() if key != "shadow_params"}
             shadow = [weights[name] for name, _ in model.named_parameters()]  # the order the EMA was built in

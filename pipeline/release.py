@@ -132,9 +132,12 @@ def build_model_card(model_dir: str | os.PathLike, repo_id: str | None = None):
         f"Wall time {provenance['wall_time_seconds'] / 60:.1f} min on {hardware['platform']} "
         f"({hardware['cpu_count']} CPU cores{', ' + hardware['gpu'] if hardware.get('gpu') else ''}). "
         f"Full configuration: `training_config.json`; provenance: `provenance.json`.")
+    conv_blocks = config.get("head_conv_blocks", 0)
+    denoiser = f"an adaptive-layer-norm MLP over the stroke's {config['points_per_stroke']} points" + (
+        f", then {conv_blocks} residual convolution blocks along them" if conv_blocks else "")
     return ModelCard.from_template(
         card_data, template_path=str(TEMPLATE), title=f"Stroke-by-stroke sketch diffusion: {category}",
-        data_notice=notice, category=category, points_per_stroke=config["points_per_stroke"],
+        data_notice=notice, category=category, points_per_stroke=config["points_per_stroke"], denoiser=denoiser,
         max_strokes=config["max_strokes"], parameters_m=f"{provenance['parameters'] / 1e6:.1f}",
         guidance_scale=(_load_json(model_dir / "model_index.json") or {}).get("default_guidance_scale", 1.0),
         repo_id=repo_id or str(model_dir), training_data=training_data, training_procedure=procedure,
@@ -184,9 +187,11 @@ def refresh_code(model_dir: str | os.PathLike, check_seed: int = 0) -> list[str]
     The folder is loaded with this checkout's classes and saved with ``save_pretrained`` to a temporary folder.
     Nothing is written unless the weights there are the folder's own, tensor for tensor, and the folder's own
     code and this checkout's draw the same sketches (seed ``check_seed``): options added to the code since the
-    release get their defaults, so what the release draws does not change. Use a fresh process per folder (the
-    CLI does): diffusers executes a folder's ``pipeline.py`` anew on each load but keeps the modules it imports.
+    release get their defaults, so what the release draws does not change; config keys the model no longer
+    takes (options since renamed) are dropped. Use a fresh process per folder (the CLI does): diffusers
+    executes a folder's ``pipeline.py`` anew on each load but keeps the modules it imports.
     """
+    import inspect
     import tempfile
 
     import diffusers
@@ -223,6 +228,8 @@ def refresh_code(model_dir: str | os.PathLike, check_seed: int = 0) -> list[str]
         config_file = Path(tmp) / "transformer" / "config.json"  # from_pretrained recorded where it read the folder
         config = json.loads(config_file.read_text())
         config.pop("_name_or_path", None)
+        accepted = inspect.signature(StrokeDiffusionModel.__init__).parameters
+        config = {k: v for k, v in config.items() if k.startswith("_") or k in accepted}
         config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         old, new = load_file(model_dir / weights), load_file(Path(tmp) / weights)
         if old.keys() != new.keys() or not all(torch.equal(old[k], new[k]) for k in old):

@@ -39,6 +39,7 @@ def test_staged_release_loads_offline_and_card_validates(tmp_path):
     assert "Trained on only 20 real drawings" in card.text.split("## Usage")[0]  # said in the first lines
     assert "20 of 25 train drawings used (5 held out for the validation loss)" in card.text
     assert "demo" in card.data.tags
+    assert "then 2 residual convolution blocks along them" in card.text  # the denoiser train.py's defaults build
 
     script = ("import sys, torch; from diffusers import DiffusionPipeline;"
               "p = DiffusionPipeline.from_pretrained(sys.argv[1], trust_remote_code=True);"
@@ -66,12 +67,14 @@ def test_refresh_code_rewrites_stale_code_and_refuses_a_change_in_what_it_draws(
     (folder / "pipeline.py").write_text(current + "\n# an older release\n")
     config_file = folder / "transformer" / "config.json"
     config = json.loads(config_file.read_text())
-    config_file.write_text(json.dumps({k: v for k, v in config.items() if k != "resampling"}))  # an option added later
+    stale = {k: v for k, v in config.items() if k != "resampling"}  # an option added later ...
+    stale["keep_vertices"] = False  # ... and one since renamed, which loading warns about
+    config_file.write_text(json.dumps(stale))
     weights = (folder / "transformer" / "diffusion_pytorch_model.safetensors").read_bytes()
 
     assert refresh_code(folder) == ["pipeline.py", "transformer/config.json"]
     assert (folder / "pipeline.py").read_text() == current
-    assert json.loads(config_file.read_text()) == config  # the option is written with its default
+    assert json.loads(config_file.read_text()) == config  # the new option with its default, the old one gone
     assert (folder / "transformer" / "diffusion_pytorch_model.safetensors").read_bytes() == weights
     assert refresh_code(folder) == []
 

@@ -129,6 +129,14 @@ def test_checkpoint_without_ema_weights_is_reported_not_loaded(tmp_path):
 
 
 @needs_shared
+def test_resuming_with_another_model_is_refused_by_name(tmp_path):
+    run_train(tmp_path, "m", "--max-steps", "2", "--checkpointing-steps", "2", "--head-conv-blocks", "0")
+    result = run_train(tmp_path, "m", "--max-steps", "4", "--resume-from-checkpoint", "latest", check=False)
+    assert result.returncode != 0  # today's default has two convolution blocks
+    assert "is of another model (head_conv_blocks=0 there, 2 here)" in result.stderr
+
+
+@needs_shared
 def test_interrupted_checkpoint_write_is_ignored_by_latest(tmp_path):
     sys.path.insert(0, str(REPO))
     import train
@@ -202,6 +210,11 @@ def test_config_option_reads_a_runs_options_and_flags_override_them(tmp_path, ca
     assert (args.resampling, args.use_ema, args.max_steps) == ("padded_vertices", False, 7)  # from the run
     assert (args.category, args.output_dir, args.hidden_size) == ("bus", "export", 64)  # given here
     assert "skipping options this train.py does not have: keep_vertices" in capsys.readouterr().err
+    assert args.head_conv_blocks == 2  # saved with the run
+    del saved["head_conv_blocks"]  # a run from before the option: its denoiser had no convolutions
+    config.write_text(json.dumps(saved))
+    args = train.parse_args(["--config", str(config), "--category", "cat", "--output-dir", "export"])
+    assert args.head_conv_blocks == 0
     config.write_text("[1, 2]")
     with pytest.raises(SystemExit):
         train.parse_args(["--config", str(config), "--category", "cat", "--output-dir", "x"])
