@@ -45,7 +45,7 @@ def restore_corners(points: np.ndarray, epsilon: float) -> np.ndarray:
     Returns the ``(m, 2)`` float32 vertices."""
     points = np.asarray(points, dtype=np.float64)
     kept = np.flatnonzero(rdp_keep(points, epsilon))
-    spacing = float(np.linalg.norm(np.diff(points, axis=0), axis=1).mean()) if len(points) > 1 else 0.0
+    spacing = stroke_length(points) / (len(points) - 1) if len(points) > 1 else 0.0  # mean distance between points
     lines = []  # per side: (a point on the fitted line, unit direction), or None for a side too short to fit
     for a, b in zip(kept[:-1], kept[1:]):
         between = points[a + 1 : b]

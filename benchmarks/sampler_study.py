@@ -10,10 +10,10 @@ Each ``--setting`` is comma-separated ``key=value`` pairs: arguments of the pipe
 (swapped in with ``from_config``), ``scheduler.OPTION=VALUE`` (a scheduler config option, e.g.
 ``scheduler.algorithm_type=sde-dpmsolver++``), ``first_timestep=T`` (sampling steps at T, T - 1000 / steps, ...
 instead of the scheduler's own spacing) and ``timestep_power=p`` (steps at 999 (1 - i / steps) ** p: p > 1 puts more
-of them at low noise; one of the two per setting). An empty setting is the pipeline's defaults. Sketches are generated
-(``--seed``, batches of 500; other seeds show how much a 500-sample FID moves by chance), rendered and scored as ``evaluate.py``
-does, against the split's test drawings; each line gives FID, KID, sampling seconds, and mean strokes per sketch,
-stroke length (pixels) and points per stroke next to the reference's.
+of them at low noise; one of the two per setting). An empty setting is the pipeline's defaults. Sketches are
+generated (``--seed``, batches of 500; other seeds show how much a 500-sample FID moves by chance), rendered and
+scored as ``evaluate.py`` does, against the split's test drawings; each line gives FID, KID, sampling seconds, and
+mean strokes per sketch, stroke length (pixels) and points per stroke next to the reference's.
 """
 
 import argparse
