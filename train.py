@@ -109,6 +109,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--simplify-epsilon", type=float, default=2.0,
                    help="default RDP tolerance (canvas pixels) saved with the pipeline: how generated strokes are "
                         "simplified as history and in the output (the official files use 2)")
+    g.add_argument("--smoothing-passes", type=int, default=0,
+                   help="default smoothing saved with the pipeline: passes of the [1, 2, 1] / 4 filter along each "
+                        "denoised stroke's points before it is simplified (0 = none; see README)")
 
     g = p.add_argument_group("optimisation")
     g.add_argument("--train-batch-size", type=int, default=64, help="sketches per step per device")
@@ -166,7 +169,7 @@ def parse_args(argv=None) -> argparse.Namespace:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.max_steps is not None and args.max_steps < 1:
         p.error("--max-steps must be at least 1")
-    for name in ("validation_size", "head_conv_blocks"):
+    for name in ("validation_size", "head_conv_blocks", "smoothing_passes"):
         if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must be >= 0")
     if args.export_only and not args.resume_from_checkpoint:
@@ -479,7 +482,8 @@ def make_pipeline(model, sampling_scheduler, args) -> StrokeDiffusionPipeline:
     """The pipeline that ``model`` is saved and sampled in, with the sampling defaults of ``args``."""
     pipe = StrokeDiffusionPipeline(transformer=model, scheduler=sampling_scheduler,
                                    default_guidance_scale=args.guidance_scale,
-                                   default_simplify_epsilon=args.simplify_epsilon)
+                                   default_simplify_epsilon=args.simplify_epsilon,
+                                   default_smoothing_passes=args.smoothing_passes)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -527,6 +531,12 @@ def main(argv=None) -> None:
     )
     logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cores = os.cpu_count() or 1
+    if accelerator.device.type == "cpu" and torch.get_num_threads() == 1 and cores > 1:
+        logger.warning("training on the CPU with 1 of %d cores (OMP_NUM_THREADS=%s; `accelerate launch` sets 1 unless "
+                       "given --num_cpu_threads_per_process): `python train.py ...` or `accelerate launch "
+                       "--num_cpu_threads_per_process %d train.py ...` uses them all (twice as fast on 2 cores)",
+                       cores, os.environ.get("OMP_NUM_THREADS", "unset"), cores)
     torch.manual_seed(args.seed)
 
     (strokes, lengths), (val_strokes, val_lengths), provenance = load_training_data(args)

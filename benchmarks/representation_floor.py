@@ -7,7 +7,8 @@
 
 Takes the real train drawings that ``evaluate.py --reference-floor`` scores (seed 0) and sends each through
 what a perfect model's strokes go through in the pipeline: cut into pieces if longer than ``--max-stroke-length``
-pixels and resampled to P points in [-1, 1] (``--resampling``, as in ``train.py``), then the history step (RDP with
+pixels and resampled to P points in [-1, 1] (``--resampling``, as in ``train.py``), smoothed if asked
+(``--smoothing-passes``, the pipeline's ``smoothing_passes``), then the history step (RDP with
 ``--epsilon`` pixels, resampled back to P points) and the output step (fit to the canvas, RDP with ``--epsilon``,
 integer pixels, pieces joined again). Scored against the test split, this is
 the best FID that a model with this representation can reach; its distance to the reference floor is what the
@@ -30,8 +31,8 @@ from pipeline.fileio import write_ndjson_atomic
 from pipeline.metrics import default_cache_dir
 from pipeline.rendering import to_ndjson_record
 from pipeline.representation import (RESAMPLING_MODES, fit_to_canvas, join_pieces, raw_to_simplified, rdp_keep,
-                                     resample_stroke, simplify_normalized, split_long_strokes, strokes_to_normalized,
-                                     unit_to_pixels)
+                                     resample_stroke, simplify_normalized, smooth_strokes, split_long_strokes,
+                                     strokes_to_normalized, unit_to_pixels)
 
 MIN_CORNER_SINE = 0.2  # restore_corners leaves a vertex alone where its two sides meet at less than ~12 degrees
 
@@ -73,11 +74,12 @@ def restore_corners(points: np.ndarray, epsilon: float) -> np.ndarray:
 
 
 def round_trip(sketch, points_per_stroke: int, resampling: str, epsilon: float, max_stroke_length: float = 0.0,
-               corners: bool = False, fit: bool = True) -> list[np.ndarray]:
+               corners: bool = False, fit: bool = True, smoothing_passes: int = 0) -> list[np.ndarray]:
     """Absolute strokes (pixels) -> the pipeline's representation and output form -> absolute strokes (pixels).
     ``corners``: both simplification steps restore the corners (``restore_corners``) instead of plain RDP.
-    ``fit=False`` skips the output's canvas re-fit."""
+    ``fit=False`` skips the output's canvas re-fit. ``smoothing_passes``: as the pipeline's, on the P points."""
     normalized = strokes_to_normalized(split_long_strokes(sketch, max_stroke_length), points_per_stroke, resampling)
+    normalized = smooth_strokes(normalized, smoothing_passes)
     if corners:
         history = [resample_stroke(restore_corners(unit_to_pixels(s), epsilon), points_per_stroke, resampling)
                    for s in normalized]
@@ -106,6 +108,8 @@ def main():
                         help="cut longer strokes into pieces first (canvas pixels; train.py --max-stroke-length)")
     parser.add_argument("--epsilon", type=float, default=2.0, help="RDP tolerance in pixels (the pipeline's "
                                                                    "simplify_epsilon)")
+    parser.add_argument("--smoothing-passes", type=int, default=0,
+                        help="smooth the P points as the pipeline's smoothing_passes does (0: none)")
     parser.add_argument("--only-longer-than", type=float, default=0.0, metavar="PIXELS",
                         help="send only strokes longer than this through the representation, without the canvas "
                              "re-fit, and keep the others as drawn (0: all strokes, re-fitted)")
@@ -116,11 +120,14 @@ def main():
     args = parser.parse_args()
     if args.only_longer_than > 0 and args.max_stroke_length > 0:
         parser.error("--only-longer-than and --max-stroke-length cannot be combined")
+    if args.smoothing_passes < 0:
+        parser.error(f"--smoothing-passes must be >= 0, got {args.smoothing_passes}")
     split = load_split(args.split)
     chosen = reference_floor_indices(split, len(split["test"]), args.seed)
     subsets = load_split_sketches(args.data, {"train": chosen, "test": split["test"]}, default_cache_dir() / "datasets")
     options = dict(points_per_stroke=args.points_per_stroke, resampling=args.resampling, epsilon=args.epsilon,
-                   max_stroke_length=args.max_stroke_length, corners=args.restore_corners)
+                   max_stroke_length=args.max_stroke_length, corners=args.restore_corners,
+                   smoothing_passes=args.smoothing_passes)
     if args.only_longer_than > 0:
         out = [round_trip_long_strokes(s, args.only_longer_than, **options) for s in subsets["train"]]
     else:
@@ -129,6 +136,8 @@ def main():
     points = np.mean([len(stroke) for sketch in out for stroke in sketch])
     cut = f", pieces <= {args.max_stroke_length:g} px" if args.max_stroke_length > 0 else ""
     cut += ", corners restored" if args.restore_corners else ""
+    if args.smoothing_passes:
+        cut += f", smoothed ({args.smoothing_passes} pass{'es' * (args.smoothing_passes > 1)})"
     if args.only_longer_than > 0:
         lengths = np.array([stroke_length(stroke) for sketch in subsets["train"] for stroke in sketch])
         cut += (f", only the {(lengths > args.only_longer_than).sum()} of {len(lengths)} strokes longer than "

@@ -132,6 +132,7 @@ def build_model_card(model_dir: str | os.PathLike, repo_id: str | None = None):
         f"Wall time {provenance['wall_time_seconds'] / 60:.1f} min on {hardware['platform']} "
         f"({hardware['cpu_count']} CPU cores{', ' + hardware['gpu'] if hardware.get('gpu') else ''}). "
         f"Full configuration: `training_config.json`; provenance: `provenance.json`.")
+    index = _load_json(model_dir / "model_index.json") or {}
     conv_blocks = config.get("head_conv_blocks", 0)
     denoiser = f"an adaptive-layer-norm MLP over the stroke's {config['points_per_stroke']} points" + (
         f", then {conv_blocks} residual convolution blocks along them" if conv_blocks else "")
@@ -139,7 +140,8 @@ def build_model_card(model_dir: str | os.PathLike, repo_id: str | None = None):
         card_data, template_path=str(TEMPLATE), title=f"Stroke-by-stroke sketch diffusion: {category}",
         data_notice=notice, category=category, points_per_stroke=config["points_per_stroke"], denoiser=denoiser,
         max_strokes=config["max_strokes"], parameters_m=f"{provenance['parameters'] / 1e6:.1f}",
-        guidance_scale=(_load_json(model_dir / "model_index.json") or {}).get("default_guidance_scale", 1.0),
+        guidance_scale=index.get("default_guidance_scale", 1.0),
+        smoothing_passes=index.get("default_smoothing_passes", 0),
         repo_id=repo_id or str(model_dir), training_data=training_data, training_procedure=procedure,
         evaluation=_format_metrics(metrics))
 

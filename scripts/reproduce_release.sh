@@ -132,6 +132,29 @@ if [ "${RECIPE_STUDY:-1}" = 1 ]; then
     for model in $PREV models/rabbit; do
       python benchmarks/sampler_study.py --model $model "${VAL[@]}" --num-samples 2000 --seed 1 --setting ""
     done; } | tee results/rabbit_study_val2000.txt
+  # smoothing along the points (the pipeline's smoothing_passes): the representation floor with it, and E5 (64
+  # points) and E6 (32 points with the convolutions) sampled with it; their folders take today's pipeline code first
+  for v in "p32_smooth1 --smoothing-passes 1" "p64_smooth1 --points-per-stroke 64 --smoothing-passes 1"; do
+    set -- $v; name=$1; shift
+    python benchmarks/representation_floor.py --data data/rabbit_sketchrnn.ndjson \
+        --split data/rabbit_sketchrnn.split.json "$@" --out outputs/roundtrip_$name.ndjson
+    python evaluate.py --generated outputs/roundtrip_$name.ndjson "${RABBIT[@]}" --out outputs/roundtrip_$name.json
+  done
+  for run in e5 e6; do python -m pipeline.release --model outputs/$run --refresh-code; done
+  { python benchmarks/sampler_study.py --model outputs/e5 "${VAL[@]}" --setting "" --setting smoothing_passes=1 \
+        --setting smoothing_passes=2
+    python benchmarks/sampler_study.py --model outputs/e6 "${VAL[@]}" --setting "" --setting smoothing_passes=1
+  } | tee results/rabbit_study_smoothing.txt
+  # E14: 64 points per stroke with the convolution blocks (E5 with today's default denoiser); 500 and 2,000 samples
+  python train.py "${RABBIT[@]}" --output-dir outputs/e14 --max-steps 2000 --validation-size 500 --points-per-stroke 64 \
+      --checkpoints-total-limit 10 --sample-interval 1000 --resume-from-checkpoint latest
+  { python benchmarks/sampler_study.py --model outputs/e14 "${VAL[@]}" --setting "" --setting smoothing_passes=1 \
+        --setting smoothing_passes=2
+    python benchmarks/sampler_study.py --model outputs/e14 "${VAL[@]}" --num-samples 2000 --setting "" \
+        --setting smoothing_passes=1
+    python benchmarks/sampler_study.py --model outputs/e14 "${VAL[@]}" --num-samples 2000 --seed 1 \
+        --setting smoothing_passes=1
+  } | tee results/rabbit_study_e14.txt
   # the shipped model with other output tolerances than the official 2 px
   python benchmarks/sampler_study.py --model $PREV "${VAL[@]}" --setting simplify_epsilon=1.5 \
       --setting simplify_epsilon=2.5 --setting simplify_epsilon=3.0 | tee results/rabbit_study_tolerance.txt

@@ -58,3 +58,14 @@ def test_round_trip_long_strokes_keeps_short_strokes_as_drawn():
     np.testing.assert_array_equal(out[0], short)
     assert len(out[1]) < 32 and np.abs(out[1][[0, -1]] - long[[0, -1]]).max() <= 0.5  # simplified, not re-fitted
     np.testing.assert_array_equal(out[1], np.round(out[1]))
+
+
+def test_round_trip_smoothing_keeps_the_ends_and_cuts_the_corner_deeper():
+    corner = np.array([[0, 0], [200, 0], [200, 200]], dtype=np.float32)
+    options = dict(points_per_stroke=32, resampling="arc_length", epsilon=2.0, fit=False)
+    plain = representation_floor.round_trip([corner], **options)[0]
+    np.testing.assert_array_equal(plain, representation_floor.round_trip([corner], smoothing_passes=0, **options)[0])
+    smoothed = representation_floor.round_trip([corner], smoothing_passes=1, **options)[0]
+    np.testing.assert_array_equal(smoothed[[0, -1]], corner[[0, -1]])  # the ends stay
+    distance_to_corner = lambda stroke: np.linalg.norm(stroke - [200, 0], axis=1).min()  # noqa: E731
+    assert distance_to_corner(smoothed) > distance_to_corner(plain) > 0  # equal spacing cuts it, smoothing more

@@ -180,6 +180,8 @@ def test_completion_keeps_the_real_prefix(tiny_pipeline):
     ({"guidance_scale": 2.0}, "needs a model trained with context dropout"),
     ({"output_type": "latent"}, "output_type"),
     ({"simplify_epsilon": -0.5}, "simplify_epsilon must be a number of pixels >= 0"),
+    ({"smoothing_passes": -1}, "smoothing_passes must be an integer >= 0"),
+    ({"smoothing_passes": 1.5}, "smoothing_passes must be an integer >= 0"),
 ])
 def test_bad_arguments_say_what_is_wrong(tiny_pipeline, kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -230,6 +232,26 @@ def test_simplify_epsilon_default_is_saved_and_sets_how_much_detail_survives(tmp
     assert sketches_equal(default, fine)
     points = lambda sketches: sum(len(s) for sketch in sketches for s in sketch)  # noqa: E731
     assert points(fine) > points(coarse)  # a lower tolerance keeps more of each stroke's vertices
+
+
+def test_smoothing_default_is_saved_and_smooths_every_denoised_stroke(tmp_path):
+    from pipeline.representation import smooth_strokes
+
+    pipe = make_tiny_pipeline()
+    assert pipe.config.default_smoothing_passes == 0  # pipelines saved before the option load without smoothing
+    pipe.register_to_config(default_smoothing_passes=2)
+    pipe.save_pretrained(tmp_path / "p")
+    loaded = DiffusionPipeline.from_pretrained(tmp_path / "p", trust_remote_code=True)
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.config.default_smoothing_passes == 2
+    draw = lambda **kw: loaded(num_sketches=3, num_inference_steps=3, max_strokes=5, stroke_format="raw",  # noqa: E731
+                               simplify_history=False, generator=torch.Generator().manual_seed(0), **kw).strokes
+    default, explicit, unsmoothed = draw(), draw(smoothing_passes=2), draw(smoothing_passes=0)
+    assert sketches_equal(default, explicit) and not sketches_equal(default, unsmoothed)
+    # the first stroke of each sketch (same noise, no history yet) is the unsmoothed one, smoothed; the filter
+    # commutes with the map from [-1, 1] to pixels
+    for smoothed, raw in zip(default, unsmoothed):
+        np.testing.assert_allclose(smoothed[0], smooth_strokes(raw[0][None], 2)[0], atol=1e-3)
 
 
 def test_save_pretrained_writes_hub_layout(tiny_pipeline, tmp_path):

@@ -17,7 +17,7 @@ def test_staged_release_loads_offline_and_card_validates(tmp_path):
 
     from pipeline.release import main as release_main
 
-    run_train(tmp_path, "m", "--max-steps", "3", "--augment", "1.0", "--validation-size", "5")
+    run_train(tmp_path, "m", "--max-steps", "3", "--augment", "1.0", "--validation-size", "5", "--smoothing-passes", "1")
     data = str(simplified_sample("cat"))
     evaluate = subprocess.run([sys.executable, str(REPO / "evaluate.py"), "--model", str(tmp_path / "m"), "--category",
                                "cat", "--data", data, "--out", str(tmp_path / "m" / "metrics.json"), "--render-size", "96",
@@ -40,6 +40,7 @@ def test_staged_release_loads_offline_and_card_validates(tmp_path):
     assert "20 of 25 train drawings used (5 held out for the validation loss)" in card.text
     assert "demo" in card.data.tags
     assert "then 2 residual convolution blocks along them" in card.text  # the denoiser train.py's defaults build
+    assert "smoothed along its points (1 pass\nof a [1, 2, 1] / 4 filter" in card.text  # the saved smoothing
 
     script = ("import sys, torch; from diffusers import DiffusionPipeline;"
               "p = DiffusionPipeline.from_pretrained(sys.argv[1], trust_remote_code=True);"

@@ -209,3 +209,22 @@ def test_simplify_normalized_removes_wiggles_and_keeps_corners():
         assert distance.max() < 2.5
     bends = lambda stroke: int((np.abs(np.diff(stroke, 2, axis=0)).max(axis=1) > 0.1).sum())  # noqa: E731
     assert bends(wiggly) > 20 and bends(out[1]) <= 2  # straight legs: only the corner bends
+
+
+def test_smooth_strokes_removes_jitter_keeps_ends_and_straight_lines():
+    from pipeline.representation import smooth_strokes
+
+    t = np.linspace(0, 1, 32, dtype=np.float32)[:, None]
+    line = np.hstack([200 * t, 50 * t + 10])  # equally spaced points on a straight line
+    jitter = np.zeros_like(line)
+    jitter[1:-1:2, 1], jitter[2:-1:2, 1] = 1.0, -1.0  # +-1 px, alternating: the worst point-to-point wiggle
+    strokes = np.stack([line, line + jitter])
+    out = smooth_strokes(strokes, 1)
+    assert out.shape == strokes.shape and out.dtype == np.float32
+    np.testing.assert_allclose(out[0], line, atol=1e-4)  # a straight line does not move
+    np.testing.assert_array_equal(out[:, [0, -1]], strokes[:, [0, -1]])  # both ends stay
+    assert np.abs(out[1] - line)[2:-2].max() < 1e-4  # one pass cancels an alternating wiggle inside the stroke
+    np.testing.assert_array_equal(smooth_strokes(strokes, 0), strokes)  # 0 passes: a copy, unchanged
+    assert np.abs(smooth_strokes(strokes, 3)[1] - line).max() < np.abs(jitter).max()
+    two_points = np.array([[[0, 0], [5, 5]]], dtype=np.float32)
+    np.testing.assert_array_equal(smooth_strokes(two_points, 2), two_points)  # nothing between the ends

@@ -35,8 +35,11 @@ def weights(folder: Path) -> dict:
 
 @needs_shared
 def test_smoke_run_writes_a_loadable_pipeline_with_provenance(tmp_path):
-    run_train(tmp_path, "m", "--max-steps", "4", "--checkpointing-steps", "2", "--sample-interval", "4",
-              "--augment", "1.0", "--resampling", "padded_vertices", "--simplify-epsilon", "1.5", "--head-conv-blocks", "1")
+    result = run_train(tmp_path, "m", "--max-steps", "4", "--checkpointing-steps", "2", "--sample-interval", "4",
+                       "--augment", "1.0", "--resampling", "padded_vertices", "--simplify-epsilon", "1.5",
+                       "--head-conv-blocks", "1", "--smoothing-passes", "2")
+    if (os.cpu_count() or 1) > 1:  # run_train sets OMP_NUM_THREADS=1, as `accelerate launch` does on a CPU
+        assert "training on the CPU with 1 of" in result.stderr and "--num_cpu_threads_per_process" in result.stderr
     out = tmp_path / "m"
     from diffusers import DiffusionPipeline
 
@@ -45,7 +48,7 @@ def test_smoke_run_writes_a_loadable_pipeline_with_provenance(tmp_path):
     sketches = pipe(num_sketches=2, num_inference_steps=3, generator=torch.Generator().manual_seed(0)).strokes
     assert len(sketches) == 2 and all(len(s) >= 1 for s in sketches)
     assert pipe.transformer.config.resampling == "padded_vertices" and pipe.config.default_simplify_epsilon == 1.5  # options saved
-    assert pipe.transformer.config.head_conv_blocks == 1
+    assert pipe.transformer.config.head_conv_blocks == 1 and pipe.config.default_smoothing_passes == 2
     provenance = json.loads((out / "provenance.json").read_text())
     assert provenance["steps"] == 4
     assert provenance["drawings"]["train_rows"] == 25 and provenance["drawings"]["used"] == 25

@@ -28,7 +28,8 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from .rendering import DEFAULT_LINE_WIDTH, DEFAULT_SIZE, render_image, render_progress
 from .representation import (CANVAS_SIZE, as_stroke_list, canvas_fit, join_pieces, raw_to_simplified,
-                             simplify_normalized, split_long_strokes, strokes_to_normalized, unit_to_pixels)
+                             simplify_normalized, smooth_strokes, split_long_strokes, strokes_to_normalized,
+                             unit_to_pixels)
 
 
 DEFAULT_NUM_INFERENCE_STEPS = 10  # DPM-Solver++ steps per stroke; see the README's sampler measurements
@@ -70,21 +71,24 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
         default_guidance_scale: the ``guidance_scale`` used when a call gives none (saved in
             ``model_index.json``; training sets it to the value measured best for the model).
         default_simplify_epsilon: the ``simplify_epsilon`` used when a call gives none (saved likewise).
+        default_smoothing_passes: the ``smoothing_passes`` used when a call gives none (saved likewise; 0, no
+            smoothing, for pipelines saved before the option).
     """
 
     model_cpu_offload_seq = "transformer"
 
     def __init__(self, transformer, scheduler, default_guidance_scale: float = 1.0,
-                 default_simplify_epsilon: float = 2.0):
+                 default_simplify_epsilon: float = 2.0, default_smoothing_passes: int = 0):
         super().__init__()
         self.register_modules(transformer=transformer, scheduler=scheduler)
         self.register_to_config(default_guidance_scale=default_guidance_scale,
-                                default_simplify_epsilon=default_simplify_epsilon)
+                                default_simplify_epsilon=default_simplify_epsilon,
+                                default_smoothing_passes=default_smoothing_passes)
 
     # ------------------------------------------------------------------ inputs
 
     def check_inputs(self, num_sketches, num_inference_steps, guidance_scale, temperature, max_strokes,
-                     prefix_strokes, generator, output_type, stroke_format, simplify_epsilon):
+                     prefix_strokes, generator, output_type, stroke_format, simplify_epsilon, smoothing_passes):
         _positive_int(num_sketches, "num_sketches")
         _positive_int(num_inference_steps, "num_inference_steps")
         if not (isinstance(guidance_scale, (int, float)) and np.isfinite(guidance_scale) and guidance_scale >= 0):
@@ -105,6 +109,9 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
             raise ValueError(f"stroke_format must be 'simplified' or 'raw', got {stroke_format!r}")
         if not (isinstance(simplify_epsilon, (int, float)) and np.isfinite(simplify_epsilon) and simplify_epsilon >= 0):
             raise ValueError(f"simplify_epsilon must be a number of pixels >= 0, got {simplify_epsilon!r}")
+        if isinstance(smoothing_passes, bool) or not isinstance(smoothing_passes, (int, np.integer)) \
+                or smoothing_passes < 0:
+            raise ValueError(f"smoothing_passes must be an integer >= 0, got {smoothing_passes!r}")
         if prefix_strokes is None:
             return []
         prefix = as_stroke_list(prefix_strokes, "prefix_strokes")
@@ -170,6 +177,7 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
         stroke_format: str = "simplified",
         simplify_history: bool = True,
         simplify_epsilon: Optional[float] = None,
+        smoothing_passes: Optional[int] = None,
         image_size: int = DEFAULT_SIZE,
         line_width: float = DEFAULT_LINE_WIDTH,
         return_dict: bool = True,
@@ -206,14 +214,21 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
                 strokes are these simplified ones.
             simplify_epsilon: the RDP tolerance of ``simplify_history`` and of the simplified output, in canvas
                 pixels (the official files use 2). Default: the pipeline's ``default_simplify_epsilon``.
+            smoothing_passes: smooth each denoised stroke along its points with this many passes of the [1, 2, 1] / 4
+                filter (its ends stay; ``representation.smooth_strokes``) before anything else reads it: the history,
+                the simplification and the output. Removes the point-to-point jitter that the RDP tolerance would
+                otherwise keep as extra vertices (measured in the README). Default: the pipeline's
+                ``default_smoothing_passes``.
             image_size, line_width: rendering of ``images`` and ``progress``, in output pixels.
         """
         config = self.transformer.config
         max_strokes = config.max_strokes if max_strokes is None else max_strokes
         guidance_scale = self.config.default_guidance_scale if guidance_scale is None else guidance_scale
         simplify_epsilon = self.config.default_simplify_epsilon if simplify_epsilon is None else simplify_epsilon
+        smoothing_passes = self.config.default_smoothing_passes if smoothing_passes is None else smoothing_passes
         prefix = self.check_inputs(num_sketches, num_inference_steps, guidance_scale, temperature, max_strokes,
-                                   prefix_strokes, generator, output_type, stroke_format, simplify_epsilon)
+                                   prefix_strokes, generator, output_type, stroke_format, simplify_epsilon,
+                                   smoothing_passes)
         device, dtype = self._execution_device, self.transformer.dtype
 
         # 1. canvas state: (B, max_strokes, P, 2) in [-1, 1], the prefix first
@@ -251,6 +266,9 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
                 shift = torch.where(links[active, k][:, None], previous_end - new[:, 0], torch.zeros_like(new[:, 0]))
                 new = (new + shift[:, None]).clamp(-1.0, 1.0)
                 trajectory = trajectory + shift[None, :, None] if return_trajectories else None
+            if smoothing_passes:  # the denoiser's point-to-point jitter out; the ends stay where they are
+                new = torch.from_numpy(smooth_strokes(new.float().cpu().numpy(), smoothing_passes))
+                new = new.to(device=device, dtype=dtype)
             if simplify_history:  # the form the history encoder saw in training: piecewise-linear strokes
                 new = simplify_normalized(new.float().cpu().numpy(), simplify_epsilon, config.resampling)
                 new = torch.from_numpy(new).to(device=device, dtype=dtype)

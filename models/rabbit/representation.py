@@ -275,6 +275,16 @@ def simplify_normalized(strokes: np.ndarray, epsilon: float = 2.0, resampling: s
     return pixels_to_unit(np.stack(out)) if out else strokes.copy()
 
 
+def smooth_strokes(strokes: np.ndarray, passes: int) -> np.ndarray:
+    """``(N, P, 2)`` strokes (any units) -> float32 copies smoothed along their points by ``passes`` passes of the
+    [1, 2, 1] / 4 filter; each stroke's first and last point stay. Equally spaced points on a straight line do not
+    move; the point-to-point jitter of denoised strokes, which simplification would keep as extra vertices, does."""
+    strokes = np.array(strokes, dtype=np.float32)
+    for _ in range(passes if strokes.shape[1] > 2 else 0):
+        strokes[:, 1:-1] = 0.25 * strokes[:, :-2] + 0.5 * strokes[:, 1:-1] + 0.25 * strokes[:, 2:]
+    return strokes
+
+
 def pack_sketches(sketches: Sequence[Sequence[np.ndarray]], num_points: int, max_strokes: int,
                   resampling: str = "arc_length", max_stroke_length: float = 0.0
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
