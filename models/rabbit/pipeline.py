@@ -266,12 +266,11 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
                 shift = torch.where(links[active, k][:, None], previous_end - new[:, 0], torch.zeros_like(new[:, 0]))
                 new = (new + shift[:, None]).clamp(-1.0, 1.0)
                 trajectory = trajectory + shift[None, :, None] if return_trajectories else None
-            if smoothing_passes:  # the denoiser's point-to-point jitter out; the ends stay where they are
-                new = torch.from_numpy(smooth_strokes(new.float().cpu().numpy(), smoothing_passes))
-                new = new.to(device=device, dtype=dtype)
-            if simplify_history:  # the form the history encoder saw in training: piecewise-linear strokes
-                new = simplify_normalized(new.float().cpu().numpy(), simplify_epsilon, config.resampling)
-                new = torch.from_numpy(new).to(device=device, dtype=dtype)
+            if smoothing_passes or simplify_history:  # both work on the points in numpy: one round trip
+                points = smooth_strokes(new.float().cpu().numpy(), smoothing_passes)  # the ends stay where they are
+                if simplify_history:  # the form the history encoder saw in training: piecewise-linear strokes
+                    points = simplify_normalized(points, simplify_epsilon, config.resampling)
+                new = torch.from_numpy(points).to(device=device, dtype=dtype)
             strokes[active, k] = new
             lengths[active] += 1
             if return_trajectories:

@@ -280,7 +280,7 @@ def smooth_strokes(strokes: np.ndarray, passes: int) -> np.ndarray:
     [1, 2, 1] / 4 filter; each stroke's first and last point stay. Equally spaced points on a straight line do not
     move; the point-to-point jitter of denoised strokes, which simplification would keep as extra vertices, does."""
     strokes = np.array(strokes, dtype=np.float32)
-    for _ in range(passes if strokes.shape[1] > 2 else 0):
+    for _ in range(passes):  # with 2 points or fewer there is nothing between the ends, and the slices are empty
         strokes[:, 1:-1] = 0.25 * strokes[:, :-2] + 0.5 * strokes[:, 1:-1] + 0.25 * strokes[:, 2:]
     return strokes
 
