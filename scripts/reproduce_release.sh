@@ -155,6 +155,21 @@ if [ "${RECIPE_STUDY:-1}" = 1 ]; then
     python benchmarks/sampler_study.py --model outputs/e14 "${VAL[@]}" --num-samples 2000 --seed 1 \
         --setting smoothing_passes=1
   } | tee results/rabbit_study_e14.txt
+  # teacher forcing with partial noise: the floor's train drawings, each stroke noised to t and denoised by the model
+  # given the real strokes before it (step 21); E6 is the shipped model
+  for v in "e6_t99 models/rabbit 99" "e6_t199 models/rabbit 199" "e14s0_t99 outputs/e14 99 --smoothing-passes 0" \
+      "e14s1_t99 outputs/e14 99 --smoothing-passes 1" "e14s1_t199 outputs/e14 199 --smoothing-passes 1" \
+      "e14s1_t99_n100 outputs/e14 99 --smoothing-passes 1 --num-inference-steps 100"; do
+    set -- $v; name=$1; model=$2; start=$3; shift 3
+    python benchmarks/teacher_forced.py --model $model --data data/rabbit_sketchrnn.ndjson \
+        --split data/rabbit_sketchrnn.split.json --start-timestep $start "$@" --out outputs/tf_$name.ndjson
+    python evaluate.py --generated outputs/tf_$name.ndjson "${RABBIT[@]}" --out outputs/tf_$name.json
+  done  # results/rabbit_teacher_forced.txt collects the two printed lines of each
+  # the same finer low-noise steps in E14's own sketches (step 21)
+  { python benchmarks/sampler_study.py --model outputs/e14 "${VAL[@]}" --setting smoothing_passes=1 \
+        --setting smoothing_passes=1,timestep_power=2 --setting smoothing_passes=1,timestep_power=1.5 \
+        --setting smoothing_passes=1,timestep_power=2,num_inference_steps=20 --setting timestep_power=2
+  } | tee results/rabbit_study_lownoise.txt
   # the shipped model with other output tolerances than the official 2 px
   python benchmarks/sampler_study.py --model $PREV "${VAL[@]}" --setting simplify_epsilon=1.5 \
       --setting simplify_epsilon=2.5 --setting simplify_epsilon=3.0 | tee results/rabbit_study_tolerance.txt

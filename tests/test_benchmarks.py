@@ -13,6 +13,7 @@ from pipeline.representation import rdp_simplify, resample_stroke
 sys.path.insert(0, str(REPO / "benchmarks"))
 import representation_floor  # noqa: E402
 import sampler_study  # noqa: E402
+import teacher_forced  # noqa: E402
 
 
 def test_sampler_study_setting_sets_scheduler_options_and_timestep_power():
@@ -69,3 +70,44 @@ def test_round_trip_smoothing_keeps_the_ends_and_cuts_the_corner_deeper():
     np.testing.assert_array_equal(smoothed[[0, -1]], corner[[0, -1]])  # the ends stay
     distance_to_corner = lambda stroke: np.linalg.norm(stroke - [200, 0], axis=1).min()  # noqa: E731
     assert distance_to_corner(smoothed) > distance_to_corner(plain) > 0  # equal spacing cuts it, smoothing more
+
+
+def _dpm_tiny_pipeline():
+    pipe = make_tiny_pipeline()
+    pipe.scheduler = DPMSolverMultistepScheduler.from_config(  # as train.py saves it
+        pipe.scheduler.config, prediction_type="v_prediction", timestep_spacing="trailing")
+    return pipe
+
+
+def test_teacher_forcing_denoises_from_the_first_sampler_step_at_or_below_the_start():
+    pipe = _dpm_tiny_pipeline()
+    real = torch.rand(3, 8, 2) * 2 - 1
+    context = pipe.transformer.encode_history(real[None])[0, :3]
+    seen = []
+    hook = pipe.transformer.register_forward_pre_hook(lambda module, args: seen.append(int(args[1])))
+    redrawn = teacher_forced.redraw_from(pipe, real, context, 250, 4, torch.Generator().manual_seed(0))
+    assert seen == [249]  # the 4 steps are 999, 749, 499, 249
+    assert redrawn.shape == real.shape and not torch.equal(redrawn, real)
+    seen.clear()
+    assert torch.equal(teacher_forced.redraw_from(pipe, real, context, 200, 4, torch.Generator()), real)
+    assert seen == []  # no step at or below 200: nothing to redraw
+    hook.remove()
+
+
+def test_teacher_forced_strokes_keep_each_drawings_strokes_and_read_only_the_strokes_before():
+    pipe = _dpm_tiny_pipeline()
+    square = np.array([[10, 10], [200, 10], [200, 200], [10, 200]], dtype=np.float32)
+    sketches = [[square, square[:2] + 20, square[1:] - 5], [square[::-1], square[:3]]]
+
+    def redraw(drawings, seed=0):
+        return teacher_forced.teacher_forced_strokes(pipe, drawings, torch.Generator().manual_seed(seed), 999, 4)
+
+    redrawn, kept = redraw(sketches)
+    assert kept.tolist() == [0, 1] and [len(s) for s in redrawn] == [3, 2]
+    again, _ = redraw(sketches)
+    assert all(np.array_equal(a, b) for s, t in zip(redrawn, again) for a, b in zip(s, t))  # same seed, same strokes
+    changed, _ = redraw([sketches[0][:2] + [square[:2]], sketches[1]])  # only the last stroke of the first drawing
+    for before, after in zip(redrawn[0][:2] + redrawn[1], changed[0][:2] + changed[1]):
+        np.testing.assert_array_equal(before, after)  # no stroke reads the strokes after it
+    other_seed, _ = redraw(sketches, seed=1)
+    assert not np.array_equal(redrawn[0][0], other_seed[0][0])
