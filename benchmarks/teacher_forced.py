@@ -84,13 +84,12 @@ def teacher_forced_strokes(pipe, sketches, generator: torch.Generator, start_tim
                                            config.max_stroke_length)
     redrawn = []
     for start in tqdm(range(0, len(kept), batch_size), desc="teacher-forced batches", disable=not progress):
-        history = torch.from_numpy(strokes[start : start + batch_size]).to(pipe.transformer.dtype)
         counts = torch.from_numpy(lengths[start : start + batch_size])
         longest = int(counts.max())
-        context = pipe.transformer.encode_history(history[:, :longest])[:, :longest]  # [:, k] has seen strokes 0..k-1
+        history = torch.from_numpy(strokes[start : start + batch_size, :longest]).to(pipe.transformer.dtype)
+        context = pipe.transformer.encode_history(history)[:, :longest]  # [:, k] has seen strokes 0..k-1
         drawn = torch.arange(longest)[None] < counts[:, None]  # (B, longest): the strokes each sketch has
-        new = redraw_from(pipe, history[:, :longest][drawn], context[drawn], start_timestep, num_inference_steps,
-                          generator)
+        new = redraw_from(pipe, history[drawn], context[drawn], start_timestep, num_inference_steps, generator)
         points = smooth_strokes(new.float().numpy(), smoothing_passes)
         points = simplify_normalized(points, defaults.default_simplify_epsilon, config.resampling)
         rows = np.split(unit_to_pixels(points), np.cumsum(counts.numpy())[:-1])
