@@ -30,8 +30,8 @@ from pipeline.data import load_split, load_split_sketches, stroke_length
 from pipeline.fileio import write_ndjson_atomic
 from pipeline.metrics import default_cache_dir
 from pipeline.rendering import to_ndjson_record
-from pipeline.representation import (RESAMPLING_MODES, fit_to_canvas, join_pieces, raw_to_simplified, rdp_keep,
-                                     resample_stroke, simplify_normalized, smooth_strokes, split_long_strokes,
+from pipeline.representation import (RESAMPLING_MODES, clean_denoised_strokes, fit_to_canvas, join_pieces,
+                                     raw_to_simplified, rdp_keep, resample_stroke, split_long_strokes,
                                      strokes_to_normalized, unit_to_pixels)
 
 MIN_CORNER_SINE = 0.2  # restore_corners leaves a vertex alone where its two sides meet at less than ~12 degrees
@@ -79,14 +79,13 @@ def round_trip(sketch, points_per_stroke: int, resampling: str, epsilon: float, 
     ``corners``: both simplification steps restore the corners (``restore_corners``) instead of plain RDP.
     ``fit=False`` skips the output's canvas re-fit. ``smoothing_passes``: as the pipeline's, on the P points."""
     normalized = strokes_to_normalized(split_long_strokes(sketch, max_stroke_length), points_per_stroke, resampling)
-    normalized = smooth_strokes(normalized, smoothing_passes)
+    normalized = clean_denoised_strokes(normalized, smoothing_passes, epsilon, resampling, simplify=not corners)
     if corners:
         history = [resample_stroke(restore_corners(unit_to_pixels(s), epsilon), points_per_stroke, resampling)
                    for s in normalized]
         fitted = fit_to_canvas(history) if fit else history
         simplified = [np.round(restore_corners(s, epsilon)).astype(np.float32) for s in fitted]
     else:
-        normalized = simplify_normalized(normalized, epsilon, resampling)
         simplified = raw_to_simplified([unit_to_pixels(s) for s in normalized], fit=fit, epsilon=epsilon)
     return join_pieces(simplified) if max_stroke_length > 0 else simplified
 

@@ -36,8 +36,8 @@ from pipeline.data import load_split, load_split_sketches
 from pipeline.fileio import write_ndjson_atomic
 from pipeline.metrics import default_cache_dir
 from pipeline.rendering import to_ndjson_record
-from pipeline.representation import (join_pieces, pack_sketches, raw_to_simplified, simplify_normalized,
-                                     smooth_strokes, unit_to_pixels)
+from pipeline.representation import (clean_denoised_strokes, join_pieces, pack_sketches, raw_to_simplified,
+                                     unit_to_pixels)
 
 
 @torch.no_grad()
@@ -90,8 +90,8 @@ def teacher_forced_strokes(pipe, sketches, generator: torch.Generator, start_tim
         context = pipe.transformer.encode_history(history)[:, :longest]  # [:, k] has seen strokes 0..k-1
         drawn = torch.arange(longest)[None] < counts[:, None]  # (B, longest): the strokes each sketch has
         new = redraw_from(pipe, history[drawn], context[drawn], start_timestep, num_inference_steps, generator)
-        points = smooth_strokes(new.float().numpy(), smoothing_passes)
-        points = simplify_normalized(points, defaults.default_simplify_epsilon, config.resampling)
+        points = clean_denoised_strokes(new.float().numpy(), smoothing_passes, defaults.default_simplify_epsilon,
+                                        config.resampling)
         rows = np.split(unit_to_pixels(points), np.cumsum(counts.numpy())[:-1])
         redrawn += [list(row) for row in rows]
     return redrawn, kept

@@ -285,6 +285,15 @@ def smooth_strokes(strokes: np.ndarray, passes: int) -> np.ndarray:
     return strokes
 
 
+def clean_denoised_strokes(strokes: np.ndarray, smoothing_passes: int = 0, epsilon: float = 2.0,
+                           resampling: str = "arc_length", simplify: bool = True) -> np.ndarray:
+    """``(N, P, 2)`` denoised strokes in [-1, 1] -> float32 strokes in the form the history encoder reads:
+    ``smoothing_passes`` passes of ``smooth_strokes``, then, with ``simplify``, ``simplify_normalized`` (``epsilon``
+    in canvas pixels, ``resampling`` as the model's). The pipeline does this to every stroke it draws."""
+    strokes = smooth_strokes(strokes, smoothing_passes)
+    return simplify_normalized(strokes, epsilon, resampling) if simplify else strokes
+
+
 def pack_sketches(sketches: Sequence[Sequence[np.ndarray]], num_points: int, max_strokes: int,
                   resampling: str = "arc_length", max_stroke_length: float = 0.0
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

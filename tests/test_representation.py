@@ -228,3 +228,22 @@ def test_smooth_strokes_removes_jitter_keeps_ends_and_straight_lines():
     assert np.abs(smooth_strokes(strokes, 3)[1] - line).max() < np.abs(jitter).max()
     two_points = np.array([[[0, 0], [5, 5]]], dtype=np.float32)
     np.testing.assert_array_equal(smooth_strokes(two_points, 2), two_points)  # nothing between the ends
+
+
+def test_clean_denoised_strokes_smooths_before_simplifying():
+    from pipeline.representation import clean_denoised_strokes, pixels_to_unit, smooth_strokes, unit_to_pixels
+
+    t = np.linspace(0, 1, 64, dtype=np.float32)
+    corner = np.where(t[:, None] < 0.5, np.stack([t * 200, 0 * t], 1), np.stack([100 + 0 * t, (t - 0.5) * 200], 1))
+    jitter = np.zeros_like(corner)
+    jitter[1:-1:2], jitter[2:-1:2] = 3.0, -3.0  # +-3 px, alternating: more than the 2 px RDP tolerance lets through
+    stroke = pixels_to_unit(corner + jitter + 20)[None]
+    bends = lambda s: int((np.abs(np.diff(s, 2, axis=0)).max(axis=1) > 0.1).sum())  # noqa: E731
+    distance = lambda s: np.minimum(np.abs(s[:, 1] - 20), np.abs(s[:, 0] - 120)).max()  # noqa: E731 (to the legs)
+
+    cleaned = unit_to_pixels(clean_denoised_strokes(stroke, smoothing_passes=1))[0]
+    assert cleaned.shape == (64, 2) and bends(cleaned) <= 2 and distance(cleaned) < 2.0  # the L, straight legs
+    unsmoothed = unit_to_pixels(clean_denoised_strokes(stroke, smoothing_passes=0))[0]
+    assert bends(unsmoothed) > 20  # the jitter survives simplification alone
+    smoothed_only = clean_denoised_strokes(stroke, smoothing_passes=1, simplify=False)  # not simplified, not resampled
+    np.testing.assert_array_equal(smoothed_only, smooth_strokes(stroke, 1))

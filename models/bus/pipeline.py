@@ -27,9 +27,8 @@ from diffusers.utils.dynamic_modules_utils import get_relative_import_files
 from diffusers.utils.torch_utils import randn_tensor
 
 from .rendering import DEFAULT_LINE_WIDTH, DEFAULT_SIZE, render_image, render_progress
-from .representation import (CANVAS_SIZE, as_stroke_list, canvas_fit, join_pieces, raw_to_simplified,
-                             simplify_normalized, smooth_strokes, split_long_strokes, strokes_to_normalized,
-                             unit_to_pixels)
+from .representation import (CANVAS_SIZE, as_stroke_list, canvas_fit, clean_denoised_strokes, join_pieces,
+                             raw_to_simplified, split_long_strokes, strokes_to_normalized, unit_to_pixels)
 
 
 DEFAULT_NUM_INFERENCE_STEPS = 10  # DPM-Solver++ steps per stroke; see the README's sampler measurements
@@ -266,10 +265,9 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
                 shift = torch.where(links[active, k][:, None], previous_end - new[:, 0], torch.zeros_like(new[:, 0]))
                 new = (new + shift[:, None]).clamp(-1.0, 1.0)
                 trajectory = trajectory + shift[None, :, None] if return_trajectories else None
-            if smoothing_passes or simplify_history:  # both work on the points in numpy: one round trip
-                points = smooth_strokes(new.float().cpu().numpy(), smoothing_passes)  # the ends stay where they are
-                if simplify_history:  # the form the history encoder saw in training: piecewise-linear strokes
-                    points = simplify_normalized(points, simplify_epsilon, config.resampling)
+            if smoothing_passes or simplify_history:  # simplified: the piecewise-linear form seen in training
+                points = clean_denoised_strokes(new.float().cpu().numpy(), smoothing_passes, simplify_epsilon,
+                                                config.resampling, simplify=simplify_history)
                 new = torch.from_numpy(points).to(device=device, dtype=dtype)
             strokes[active, k] = new
             lengths[active] += 1
