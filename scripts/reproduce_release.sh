@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Reproduce the shipped models, their metrics and cards, the recipe study and the baseline comparison.
-# Every number in the README's results section comes from one of these commands. CPU times are for 2 cores.
+# Every number in the README's results section and in docs/recipe_study.md comes from one of these commands.
+# CPU times are for 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=../shared/data
@@ -30,9 +31,9 @@ PREV=outputs/release_2026-11-22/models/rabbit
 python train.py "${RABBIT[@]}" --output-dir models/rabbit --max-steps 2000 --validation-size 500 \
     --checkpoints-total-limit 10 --sample-interval 1000 --resume-from-checkpoint latest
 
-# 3. Recipe study (README "How the recipe was found"), scored on the validation corpus, not the test split:
+# 3. Recipe study (docs/recipe_study.md), scored on the validation corpus, not the test split:
 #    E1 is the same run with noise prediction; the sampler study varies guidance, scheduler and steps. In this
-#    step, as in the README's steps 1 to 17, "the shipped model" and "the shipped recipe" are the 2026-11-22
+#    step, as in that file's steps 1 to 17, "the shipped model" and "the shipped recipe" are the 2026-11-22
 #    release ($PREV) and its recipe.
 if [ "${RECIPE_STUDY:-1}" = 1 ]; then
   python train.py "${MLP[@]}" --output-dir outputs/e1 --max-steps 2000 --prediction-type epsilon \
@@ -170,6 +171,14 @@ if [ "${RECIPE_STUDY:-1}" = 1 ]; then
         --setting smoothing_passes=1,timestep_power=2 --setting smoothing_passes=1,timestep_power=1.5 \
         --setting smoothing_passes=1,timestep_power=2,num_inference_steps=20 --setting timestep_power=2
   } | tee results/rabbit_study_lownoise.txt
+  # more solver steps over the whole range in E14's own sketches (step 22): 500, then 2,000 samples
+  { python benchmarks/sampler_study.py --model outputs/e14 "${VAL[@]}" --setting smoothing_passes=1 \
+        --setting smoothing_passes=1,num_inference_steps=50 \
+        --setting smoothing_passes=1,scheduler=ddpm,num_inference_steps=100 \
+        --setting smoothing_passes=1,scheduler.algorithm_type=sde-dpmsolver++,num_inference_steps=50
+    python benchmarks/sampler_study.py --model outputs/e14 "${VAL[@]}" --num-samples 2000 \
+        --setting smoothing_passes=1,num_inference_steps=20 --setting smoothing_passes=1,num_inference_steps=50
+  } | tee results/rabbit_study_e14_steps.txt
   # the shipped model with other output tolerances than the official 2 px
   python benchmarks/sampler_study.py --model $PREV "${VAL[@]}" --setting simplify_epsilon=1.5 \
       --setting simplify_epsilon=2.5 --setting simplify_epsilon=3.0 | tee results/rabbit_study_tolerance.txt

@@ -31,7 +31,7 @@ from .representation import (CANVAS_SIZE, as_stroke_list, canvas_fit, clean_deno
                              raw_to_simplified, split_long_strokes, strokes_to_normalized, unit_to_pixels)
 
 
-DEFAULT_NUM_INFERENCE_STEPS = 10  # DPM-Solver++ steps per stroke; see the README's sampler measurements
+DEFAULT_NUM_INFERENCE_STEPS = 10  # DPM-Solver++ steps per stroke; measured in docs/recipe_study.md
 
 
 @dataclass
@@ -209,15 +209,15 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
                 ``link_pieces`` model, when the model drew it as a continuation.
             simplify_history: RDP-simplify each new stroke (``simplify_epsilon``) and resample it before it becomes
                 history for the next one, so the history encoder sees strokes in the piecewise-linear form it was
-                trained on rather than the denoiser's small wiggles (measured in the README). The returned
-                strokes are these simplified ones.
+                trained on rather than the denoiser's small wiggles (measured in the project's
+                docs/recipe_study.md). The returned strokes are these simplified ones.
             simplify_epsilon: the RDP tolerance of ``simplify_history`` and of the simplified output, in canvas
                 pixels (the official files use 2). Default: the pipeline's ``default_simplify_epsilon``.
             smoothing_passes: smooth each denoised stroke along its points with this many passes of the [1, 2, 1] / 4
                 filter (its ends stay; ``representation.smooth_strokes``) before anything else reads it: the history,
                 the simplification and the output. Removes the point-to-point jitter that the RDP tolerance would
-                otherwise keep as extra vertices (measured in the README). Default: the pipeline's
-                ``default_smoothing_passes``.
+                otherwise keep as extra vertices (measured in the project's docs/recipe_study.md). Default: the
+                pipeline's ``default_smoothing_passes``.
             image_size, line_width: rendering of ``images`` and ``progress``, in output pixels.
         """
         config = self.transformer.config
