@@ -195,20 +195,33 @@ def test_rdp_drops_nearly_collinear_points_and_keeps_corners():
     np.testing.assert_array_equal(rdp_simplify(line, 2.0), line[[0, -1]])
 
 
+def l_stroke(num_points: int) -> np.ndarray:
+    """``(num_points, 2)`` pixels: (0, 0) -> (100, 0) -> (100, 100), equally spaced, the corner at the middle."""
+    t = np.linspace(0, 1, num_points, dtype=np.float32)
+    return np.where(t[:, None] < 0.5, np.stack([t * 200, 0 * t], 1), np.stack([100 + 0 * t, (t - 0.5) * 200], 1))
+
+
+def distance_to_l_legs(stroke: np.ndarray, offset: float) -> float:
+    """The largest distance (pixels) of ``stroke``'s points to the straight legs of ``l_stroke`` moved by ``offset``."""
+    return float(np.minimum(np.abs(stroke[:, 1] - offset), np.abs(stroke[:, 0] - 100 - offset)).max())
+
+
+def count_bends(stroke: np.ndarray) -> int:
+    """Points of ``(P, 2)`` ``stroke`` where it bends (second difference above 0.1 px): 1 for a clean corner."""
+    return int((np.abs(np.diff(stroke, 2, axis=0)).max(axis=1) > 0.1).sum())
+
+
 def test_simplify_normalized_removes_wiggles_and_keeps_corners():
     from pipeline.representation import pixels_to_unit, simplify_normalized, unit_to_pixels
 
-    t = np.linspace(0, 1, 32, dtype=np.float32)
-    corner = np.where(t[:, None] < 0.5, np.stack([t * 200, 0 * t], 1), np.stack([100 + 0 * t, (t - 0.5) * 200], 1))
+    corner = l_stroke(32)
     wiggly = corner + np.random.default_rng(0).normal(0, 0.5, corner.shape)  # well under epsilon = 2 px
     out = unit_to_pixels(simplify_normalized(pixels_to_unit(np.stack([corner, wiggly]) + 20)))
     assert out.shape == (2, 32, 2)
     for stroke in out:
         np.testing.assert_allclose(stroke[[0, -1]] - 20, [[0, 0], [100, 100]], atol=2.0)  # ends kept
-        distance = np.minimum(np.abs(stroke[:, 1] - 20), np.abs(stroke[:, 0] - 120))  # to the two straight legs
-        assert distance.max() < 2.5
-    bends = lambda stroke: int((np.abs(np.diff(stroke, 2, axis=0)).max(axis=1) > 0.1).sum())  # noqa: E731
-    assert bends(wiggly) > 20 and bends(out[1]) <= 2  # straight legs: only the corner bends
+        assert distance_to_l_legs(stroke, 20) < 2.5
+    assert count_bends(wiggly) > 20 and count_bends(out[1]) <= 2  # straight legs: only the corner bends
 
 
 def test_smooth_strokes_removes_jitter_keeps_ends_and_straight_lines():
@@ -233,17 +246,14 @@ def test_smooth_strokes_removes_jitter_keeps_ends_and_straight_lines():
 def test_clean_denoised_strokes_smooths_before_simplifying():
     from pipeline.representation import clean_denoised_strokes, pixels_to_unit, smooth_strokes, unit_to_pixels
 
-    t = np.linspace(0, 1, 64, dtype=np.float32)
-    corner = np.where(t[:, None] < 0.5, np.stack([t * 200, 0 * t], 1), np.stack([100 + 0 * t, (t - 0.5) * 200], 1))
+    corner = l_stroke(64)
     jitter = np.zeros_like(corner)
     jitter[1:-1:2], jitter[2:-1:2] = 3.0, -3.0  # +-3 px, alternating: more than the 2 px RDP tolerance lets through
     stroke = pixels_to_unit(corner + jitter + 20)[None]
-    bends = lambda s: int((np.abs(np.diff(s, 2, axis=0)).max(axis=1) > 0.1).sum())  # noqa: E731
-    distance = lambda s: np.minimum(np.abs(s[:, 1] - 20), np.abs(s[:, 0] - 120)).max()  # noqa: E731 (to the legs)
 
     cleaned = unit_to_pixels(clean_denoised_strokes(stroke, smoothing_passes=1))[0]
-    assert cleaned.shape == (64, 2) and bends(cleaned) <= 2 and distance(cleaned) < 2.0  # the L, straight legs
+    assert cleaned.shape == (64, 2) and count_bends(cleaned) <= 2 and distance_to_l_legs(cleaned, 20) < 2.0  # the L
     unsmoothed = unit_to_pixels(clean_denoised_strokes(stroke, smoothing_passes=0))[0]
-    assert bends(unsmoothed) > 20  # the jitter survives simplification alone
+    assert count_bends(unsmoothed) > 20  # the jitter survives simplification alone
     smoothed_only = clean_denoised_strokes(stroke, smoothing_passes=1, simplify=False)  # not simplified, not resampled
     np.testing.assert_array_equal(smoothed_only, smooth_strokes(stroke, 1))
