@@ -9,11 +9,15 @@ visitor cannot stall the Space.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import random
+import shutil
 import tempfile
 import threading
+import time
+import uuid
 from pathlib import Path
 
 import gradio as gr
@@ -45,6 +49,22 @@ def model_sources() -> dict[str, str]:
 SOURCES = model_sources()
 _PIPELINES: dict = {}
 _LOCK = threading.Lock()
+# Each request writes its GIF and downloads into a folder of its own under OUTPUT_ROOT; Gradio copies them into its
+# cache when the request returns. Only the newest KEEP_REQUEST_FOLDERS stay (more than the queue holds), and the root
+# goes when the process exits, so files do not pile up.
+OUTPUT_ROOT = Path(tempfile.mkdtemp(prefix="sketch_space_"))
+KEEP_REQUEST_FOLDERS = 64
+atexit.register(shutil.rmtree, OUTPUT_ROOT, ignore_errors=True)
+
+
+def request_folder() -> Path:
+    """A new folder for one request's files; the oldest folders beyond ``KEEP_REQUEST_FOLDERS`` are removed."""
+    folder = OUTPUT_ROOT / f"{time.time_ns()}-{uuid.uuid4().hex[:8]}"
+    folder.mkdir(parents=True)
+    with _LOCK:
+        for old in sorted(OUTPUT_ROOT.iterdir())[:-KEEP_REQUEST_FOLDERS]:
+            shutil.rmtree(old, ignore_errors=True)
+    return folder
 
 
 def get_pipeline(category: str):
@@ -123,7 +143,7 @@ def generate(category, num_sketches, seed, randomize_seed, steps, temperature, g
     pipe = get_pipeline(category)
     out = run_pipeline(pipe, num_sketches=num, num_inference_steps=steps, guidance_scale=guidance,
                        temperature=temperature, generator=torch.Generator().manual_seed(seed), image_size=192)
-    folder = Path(tempfile.mkdtemp(prefix="sketch_"))
+    folder = request_folder()
     gif = folder / f"{category}_{seed}.gif"
     gif.write_bytes(sketches_gif(out.strokes, columns=min(num, 4), size=192))
     return str(gif), image_grid(out.images, columns=min(num, 4)), write_downloads(category, out.strokes, folder), seed
@@ -160,7 +180,7 @@ def complete(category, strokes_json, seed, randomize_seed, steps, temperature, g
     out = run_pipeline(pipe, num_sketches=1, num_inference_steps=steps, guidance_scale=guidance,
                        temperature=temperature, prefix_strokes=prefix, generator=torch.Generator().manual_seed(seed),
                        image_size=256)
-    gif = Path(tempfile.mkdtemp(prefix="complete_")) / f"{category}_{seed}.gif"
+    gif = request_folder() / f"{category}_{seed}.gif"
     gif.write_bytes(sketch_gif(out.strokes[0], size=256))
     return str(gif), out.images[0], seed
 
@@ -209,7 +229,7 @@ CANVAS_JS = f"""
 
 def build_demo() -> gr.Blocks:
     categories = list(SOURCES) or list(CATEGORIES)
-    with gr.Blocks(title="Quick, Draw! stroke-by-stroke diffusion") as demo:
+    with gr.Blocks(title="Quick, Draw! stroke-by-stroke diffusion", delete_cache=(600, 1800)) as demo:
         gr.Markdown("# Quick, Draw! stroke-by-stroke diffusion\nEach stroke is denoised by a diffusion model "
                     "conditioned on the strokes already drawn; a stop head decides when the sketch is done.")
         gr.Markdown("\n\n".join(trained_on(c) for c in categories))

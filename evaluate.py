@@ -31,6 +31,7 @@ from pipeline.provenance import library_versions
 from pipeline.fileio import file_digest, write_bytes_atomic, write_json_atomic
 from pipeline.metrics import (fid_kid_from_features, images_digest, inception_extractor, inception_features,
                               inception_weights, wasserstein_1d)
+from pipeline.release import weights_sha256
 from pipeline.rendering import image_grid, png_bytes, render_image
 
 logger = logging.getLogger("evaluate")
@@ -227,6 +228,7 @@ def main(argv=None) -> dict:
         "num_real": results["test"]["num_real"], "num_generated": len(generated),
         "results": results, "reference_floor": floor,
         "model": args.model, "generated_file": args.generated,
+        "weights_sha256": weights_sha256(args.model) if args.model and Path(args.model).is_dir() else None,
         "data_file": {"path": str(data_file), "sha1": file_digest(data_file, "sha1")}, "split": split_source,
         "render": {"size": args.render_size, "line_width": args.line_width, "renderer": "pipeline.rendering.render_image"},
         "sampling": sampling,

@@ -608,6 +608,8 @@ def main(argv=None) -> None:
             logger.info("resumed from %s at step %d", path, global_step)
 
     def export(step: int, wall_seconds: float) -> None:
+        stale = [name for name in ("metrics.json", "metrics.grid.png", "sample.gif", "README.md")
+                 if (output_dir / name).is_file()]
         make_pipeline(export_model(), sampling_scheduler, args).save_pretrained(output_dir)
         write_json_atomic(output_dir / "training_config.json", vars(args))
         record = dict(provenance, category=args.category, steps=step, max_steps=max_steps,
@@ -618,6 +620,10 @@ def main(argv=None) -> None:
                       date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         write_json_atomic(output_dir / "provenance.json", record)
         logger.info("saved the pipeline to %s", output_dir)
+        if stale:
+            logger.warning("%s still holds %s of the weights it held before: run evaluate.py on the new model before "
+                           "releasing it (pipeline.release refuses metrics of other weights)", output_dir,
+                           ", ".join(stale))
 
     if args.export_only:
         if accelerator.is_main_process:

@@ -19,18 +19,46 @@ import os
 import shutil
 import socket
 import sys
+import tempfile
 import urllib.parse
 from pathlib import Path
 
-from .fileio import write_bytes_atomic, write_text_atomic
+from .fileio import file_digest, write_bytes_atomic, write_text_atomic
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "model_cards" / "template.md"
 EXCLUDED = {"checkpoints", "logs", "samples"}
 LICENSE = "cc-by-4.0"
+STAGING_MARKER = ".staged-by-pipeline-release"  # marks a folder that ``stage`` made and may replace
 
 
 def _load_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def weights_sha256(model_dir: str | os.PathLike) -> str:
+    """sha256 of a pipeline folder's transformer weights: what ``metrics.json`` records it was computed for."""
+    from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
+
+    return file_digest(Path(model_dir) / "transformer" / SAFETENSORS_WEIGHTS_NAME)
+
+
+def load_metrics(model_dir: str | os.PathLike) -> dict | None:
+    """The folder's ``metrics.json``, or ``None`` when there is none; a ``ValueError`` when it was computed for other
+    weights than the folder holds now (a retrained model in the same folder), so that stale numbers never ship.
+
+    Metrics record the weights' sha256; metrics without it count as stale when they are older than the export
+    recorded in ``provenance.json``."""
+    model_dir = Path(model_dir)
+    metrics = _load_json(model_dir / "metrics.json")
+    if metrics is None:
+        return None
+    recorded = metrics.get("weights_sha256")
+    exported = (_load_json(model_dir / "provenance.json") or {}).get("date", "")
+    stale = recorded != weights_sha256(model_dir) if recorded else metrics.get("date", "") < exported
+    if stale:
+        raise ValueError(f"{model_dir / 'metrics.json'} was computed for other weights than {model_dir} holds now "
+                         f"(exported {exported or 'at an unknown date'}): run evaluate.py on it again")
+    return metrics
 
 
 def data_notice(provenance: dict, augment: float = 0.0) -> str | None:
@@ -94,7 +122,7 @@ def build_model_card(model_dir: str | os.PathLike, repo_id: str | None = None):
     config = _load_json(model_dir / "training_config.json")
     if provenance is None or config is None:
         raise FileNotFoundError(f"{model_dir} lacks provenance.json or training_config.json: is it a train.py output?")
-    metrics = _load_json(model_dir / "metrics.json")
+    metrics = load_metrics(model_dir)
     category = provenance["category"]
     notice = data_notice(provenance, config.get("augment", 0.0))
     official = provenance["data_file"].get("official", False)
@@ -160,26 +188,65 @@ def write_sample_gif(model_dir: str | os.PathLike, num: int = 4, seed: int = 0) 
 
 
 def write_model_card(model_dir: str | os.PathLike, repo_id: str | None = None) -> Path:
-    """Write ``README.md`` (and ``sample.gif`` if missing) into a trained model folder."""
+    """Write ``README.md`` and ``sample.gif`` (drawn anew, so it shows the folder's current weights) into a trained
+    model folder."""
     model_dir = Path(model_dir)
-    if not (model_dir / "sample.gif").is_file():
-        write_sample_gif(model_dir)
-    return write_text_atomic(model_dir / "README.md", str(build_model_card(model_dir, repo_id)))
+    card = str(build_model_card(model_dir, repo_id))
+    write_sample_gif(model_dir)
+    return write_text_atomic(model_dir / "README.md", card)
+
+
+def check_repo_id(repo_id: str) -> str:
+    """``repo_id`` if it is a valid Hub repository id (``owner/name``), else a ``ValueError`` saying why."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as exc:
+        raise ValueError(f"--repo-id {repo_id!r} is not a valid Hub repository id: {exc}") from None
+    if repo_id.count("/") != 1:
+        raise ValueError(f"--repo-id {repo_id!r} must look like owner/name")
+    return repo_id
+
+
+def check_staging_dir(model_dir: Path, staging_dir: Path) -> None:
+    """Refuse a staging folder whose replacement would delete anything but an earlier staging: the model folder, a
+    folder inside it or holding it, or an existing non-empty folder that ``stage`` did not make."""
+    model, staging = model_dir.resolve(), staging_dir.resolve()
+    if staging == model or model in staging.parents or staging in model.parents:
+        raise ValueError(f"--staging-dir {staging_dir} overlaps the model folder {model_dir}: choose a folder "
+                         "outside it (staging replaces the folder's content)")
+    if staging_dir.exists():
+        if not staging_dir.is_dir():
+            raise ValueError(f"--staging-dir {staging_dir} is a file, not a folder")
+        if any(staging_dir.iterdir()) and not (staging_dir / STAGING_MARKER).is_file():
+            raise ValueError(f"--staging-dir {staging_dir} already holds files that pipeline.release did not stage; "
+                             "choose a new or empty folder (nothing was deleted)")
 
 
 def stage(model_dir: str | os.PathLike, staging_dir: str | os.PathLike, repo_id: str) -> list[Path]:
-    """Copy exactly what the Hub repository will hold into ``staging_dir``; return the files."""
+    """Copy exactly what the Hub repository will hold into ``staging_dir``; return the files.
+
+    ``staging_dir`` must be new, empty, or an earlier staging (``check_staging_dir``); it is replaced whole.
+    """
     model_dir, staging_dir = Path(model_dir), Path(staging_dir)
+    check_repo_id(repo_id)
     if not (model_dir / "model_index.json").is_file():
         raise FileNotFoundError(f"{model_dir} is not a pipeline folder (no model_index.json)")
+    check_staging_dir(model_dir, staging_dir)
     write_model_card(model_dir, repo_id)
-    tmp = staging_dir.with_name(staging_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(model_dir, tmp, ignore=lambda folder, names: [n for n in names if (
-        Path(folder) == model_dir and n in EXCLUDED) or n == "__pycache__" or n.endswith((".tmp", ".part"))])
-    shutil.rmtree(staging_dir, ignore_errors=True)
-    os.replace(tmp, staging_dir)
-    return sorted(p for p in staging_dir.rglob("*") if p.is_file())
+    staging_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{staging_dir.name}.", dir=staging_dir.parent))
+    try:
+        shutil.copytree(model_dir, tmp, dirs_exist_ok=True, ignore=lambda folder, names: [n for n in names if (
+            Path(folder) == model_dir and n in EXCLUDED) or n == "__pycache__" or n.endswith((".tmp", ".part"))])
+        (tmp / STAGING_MARKER).write_text(f"staged from {model_dir} for {repo_id}\n")
+        if staging_dir.exists():
+            shutil.rmtree(staging_dir)
+        os.replace(tmp, staging_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return sorted(p for p in staging_dir.rglob("*") if p.is_file() and p.name != STAGING_MARKER)
 
 
 def refresh_code(model_dir: str | os.PathLike, check_seed: int = 0) -> list[str]:
@@ -268,7 +335,8 @@ def push(staging_dir: str | os.PathLike, repo_id: str, private: bool = False) ->
         raise PermissionError("no Hugging Face token: run `huggingface-cli login` or set HF_TOKEN")
     api = HfApi()
     api.create_repo(repo_id, private=private, exist_ok=True)
-    info = api.upload_folder(repo_id=repo_id, folder_path=str(staging_dir), commit_message="Release from pipeline.release")
+    info = api.upload_folder(repo_id=repo_id, folder_path=str(staging_dir), commit_message="Release from pipeline.release",
+                             ignore_patterns=[STAGING_MARKER])
     return str(info)
 
 
@@ -294,8 +362,8 @@ def main(argv=None) -> int:
         return 0
     if not args.repo_id:
         parser.error("--repo-id is required (or --refresh-code)")
-    staging = Path(args.staging_dir or Path("outputs") / "release" / args.repo_id.split("/")[-1])
     try:
+        staging = Path(args.staging_dir or Path("outputs") / "release" / check_repo_id(args.repo_id).split("/")[-1])
         files = stage(args.model, staging, args.repo_id)
         total = sum(f.stat().st_size for f in files)
         print(f"staged {len(files)} files ({total / 1e6:.1f} MB) for {args.repo_id} in {staging}:")

@@ -58,7 +58,11 @@ def space(tmp_path_factory, request):
 
 @pytest.fixture(scope="module")
 def tiny_pipeline_module():
+    """Guidance on, and the shipped models' DPM-Solver, whose per-call state concurrent visitors must not share."""
+    from diffusers import DPMSolverMultistepScheduler
+
     pipe = make_tiny_pipeline(context_dropout=0.1)
+    pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
     pipe.register_to_config(default_guidance_scale=2.0)
     return pipe
 
@@ -161,3 +165,29 @@ def test_browser_generate_and_complete(space, browser):
     page.click("#complete-button")
     page.wait_for_selector("#complete-gif img[src]", timeout=90_000)
     assert page.locator("#complete-gif img").get_attribute("src")
+
+
+def test_twelve_visitors_drawing_the_same_category_at_once_all_get_their_sketches(space):
+    """Loopback only, 12 requests, each bounded in time: the queue serves them two at a time from one pipeline."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client
+
+    def draw(seed):
+        return Client(space, verbose=False).predict("cat", 2, seed, False, 5, 1.0, 2.0, api_name="/generate")
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        results = list(pool.map(draw, range(12), timeout=300))
+    assert [seed for *_, seed in results] == list(range(12))
+    alone = draw(3)
+    assert Path(results[3][0]).read_bytes() == Path(alone[0]).read_bytes()  # same seed, same drawing, under load
+
+
+def test_request_folders_do_not_pile_up(monkeypatch, tmp_path):
+    monkeypatch.setenv("SKETCH_MODELS", "")
+    sys.path.insert(0, str(REPO))
+    import app
+
+    monkeypatch.setattr(app, "OUTPUT_ROOT", tmp_path)
+    folders = [app.request_folder() for _ in range(app.KEEP_REQUEST_FOLDERS + 10)]
+    assert sorted(tmp_path.iterdir()) == folders[-app.KEEP_REQUEST_FOLDERS:]

@@ -345,3 +345,21 @@ def test_history_encoder_is_causal():
     a, b = model.encode_history(strokes), model.encode_history(changed)
     torch.testing.assert_close(a[:, :4], b[:, :4])
     assert not torch.allclose(a[:, 4:], b[:, 4:])
+
+
+def test_concurrent_calls_on_one_pipeline_draw_what_each_would_alone():
+    """The Space serves several visitors from one pipeline per category: calls running at once in threads must not
+    share the scheduler's per-call state (DPM-Solver's step index failed with an IndexError before)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pipe = make_tiny_pipeline()
+    pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
+
+    def draw(seed):
+        out = pipe(num_sketches=2, num_inference_steps=6, generator=torch.Generator().manual_seed(seed), output_type="np")
+        return [[s.tolist() for s in sketch] for sketch in out.strokes]
+
+    alone = {seed: draw(seed) for seed in range(4)}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        together = list(pool.map(draw, [seed % 4 for seed in range(16)]))
+    assert together == [alone[seed % 4] for seed in range(16)]

@@ -2,10 +2,12 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
+import torch
 
 from conftest import REPO, make_tiny_pipeline, needs_shared, simplified_sample
 from test_train import run_train
@@ -85,3 +87,79 @@ def test_refresh_code_rewrites_stale_code_and_refuses_a_change_in_what_it_draws(
     with pytest.raises(ValueError, match="draws other sketches than the folder's own; not refreshed"):
         refresh_code(folder)
     assert (folder / "pipeline.py").read_text() == changed
+
+
+def released_folder(folder):
+    """A tiny pipeline folder with the shipped cat's provenance, training config and metrics (dated after it)."""
+    make_tiny_pipeline().save_pretrained(folder)
+    for name in ("provenance.json", "training_config.json", "metrics.json"):
+        shutil.copyfile(REPO / "models" / "cat" / name, folder / name)
+    for name in ("checkpoints", "logs", "samples"):
+        (folder / name).mkdir()
+        (folder / name / "keep.txt").write_text(name)
+    return folder
+
+
+@pytest.mark.parametrize("where", ["user_folder", "model_folder", "inside_model", "parent_of_model"])
+def test_staging_never_deletes_what_it_did_not_stage(tmp_path, where, capsys):
+    from pipeline.release import main as release_main
+
+    model = released_folder(tmp_path / "work" / "m")
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "thesis.tex").write_text("months of work")
+    staging = {"user_folder": user, "model_folder": model, "inside_model": model / "logs",
+               "parent_of_model": tmp_path / "work"}[where]
+    before = sorted(p for p in tmp_path.rglob("*"))
+    assert release_main(["--model", str(model), "--repo-id", "you/cat", "--staging-dir", str(staging)]) == 1
+    assert "--staging-dir" in capsys.readouterr().err
+    assert sorted(p for p in tmp_path.rglob("*")) == before
+    assert (user / "thesis.tex").read_text() == "months of work"
+
+
+def test_a_repo_id_that_climbs_out_of_the_staging_root_is_refused(tmp_path, monkeypatch, capsys):
+    from pipeline.release import main as release_main
+
+    model = released_folder(tmp_path / "m")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "outputs").mkdir()
+    (tmp_path / "outputs" / "run.txt").write_text("a training run")
+    assert release_main(["--model", str(model), "--repo-id", "you/..", "--staging-dir", str(tmp_path / "s")]) == 1
+    assert release_main(["--model", str(model), "--repo-id", "you/.."]) == 1
+    assert "not a valid Hub repository id" in capsys.readouterr().err
+    assert (tmp_path / "outputs" / "run.txt").read_text() == "a training run"
+
+
+def test_staging_twice_replaces_the_earlier_staging(tmp_path):
+    from pipeline.release import stage
+
+    model = released_folder(tmp_path / "m")
+    first = stage(model, tmp_path / "s", "you/cat")
+    (tmp_path / "s" / "leftover.txt").write_text("from an earlier release")
+    assert stage(model, tmp_path / "s", "you/cat") == first
+    assert not (tmp_path / "s" / "leftover.txt").exists()
+    assert not any(p.name.startswith(("checkpoints", "logs", "samples")) for p in first)
+
+
+def test_metrics_of_earlier_weights_are_never_released(tmp_path):
+    """Retraining into a folder leaves the old metrics.json; the card must not put its FID beside the new weights."""
+    from pipeline.release import build_model_card, stage, weights_sha256
+
+    model = released_folder(tmp_path / "m")
+    torch.manual_seed(1)
+    retrained = make_tiny_pipeline()
+    for p in retrained.transformer.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    retrained.save_pretrained(model)
+    provenance = json.loads((model / "provenance.json").read_text())
+    (model / "provenance.json").write_text(json.dumps(dict(provenance, date="2026-12-01T00:00:00Z")))
+    with pytest.raises(ValueError, match="metrics.json was computed for other weights"):
+        stage(model, tmp_path / "s", "you/cat")
+    assert not (tmp_path / "s").exists()
+
+    metrics = json.loads((model / "metrics.json").read_text())
+    (model / "metrics.json").write_text(json.dumps(dict(metrics, weights_sha256="0" * 64, date="2026-12-02")))
+    with pytest.raises(ValueError, match="other weights"):  # the recorded hash wins over the date
+        build_model_card(model)
+    (model / "metrics.json").write_text(json.dumps(dict(metrics, weights_sha256=weights_sha256(model))))
+    assert f"{metrics['fid']:.2f}" in build_model_card(model).text

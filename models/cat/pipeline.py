@@ -11,6 +11,7 @@ Saved pipelines carry this file as ``pipeline.py`` (with ``representation.py`` a
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 import os
@@ -128,15 +129,17 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
         """``(n,)`` uniform draws in [0, 1) from ``generator`` (on its own device), moved to ``device``."""
         return torch.rand(n, generator=generator, device=generator.device if generator is not None else "cpu").to(device)
 
-    def _step_kwargs(self, generator) -> dict:
-        accepts_generator = "generator" in inspect.signature(self.scheduler.step).parameters
+    @staticmethod
+    def _step_kwargs(scheduler, generator) -> dict:
+        accepts_generator = "generator" in inspect.signature(scheduler.step).parameters
         return {"generator": generator} if accepts_generator else {}
 
     # ------------------------------------------------------------------ sampling
 
-    def denoise_stroke(self, context: torch.Tensor, num_inference_steps: int, guidance_scale: float, generator,
-                       temperature: float, return_trajectory: bool = False):
-        """Run the scheduler from noise to one stroke per row of ``context (N, D)``.
+    def denoise_stroke(self, scheduler, context: torch.Tensor, num_inference_steps: int, guidance_scale: float,
+                       generator, temperature: float, return_trajectory: bool = False):
+        """Run ``scheduler`` (this call's own copy of ``self.scheduler``) from noise to one stroke per row of
+        ``context (N, D)``.
 
         With ``guidance_scale`` w != 1 the model output is classifier-free guided:
         ``uncond + w * (cond - uncond)``, the unconditional branch seeing the null context.
@@ -144,17 +147,17 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
         """
         sample = randn_tensor((context.shape[0], self.transformer.config.points_per_stroke, 2), generator=generator,
                               device=context.device, dtype=context.dtype)
-        sample = sample * self.scheduler.init_noise_sigma * temperature
-        self.scheduler.set_timesteps(num_inference_steps, device=context.device)
-        step_kwargs = self._step_kwargs(generator)
+        sample = sample * scheduler.init_noise_sigma * temperature
+        scheduler.set_timesteps(num_inference_steps, device=context.device)
+        step_kwargs = self._step_kwargs(scheduler, generator)
         trajectory = [sample] if return_trajectory else None
-        for t in self.scheduler.timesteps:
-            model_input = self.scheduler.scale_model_input(sample, t)
+        for t in scheduler.timesteps:
+            model_input = scheduler.scale_model_input(sample, t)
             model_output = self.transformer(model_input, t, context)
             if guidance_scale != 1.0:  # the unconditional pass shares one conditioning row, so it costs less
                 uncond = self.transformer(model_input, t, None)
                 model_output = uncond + guidance_scale * (model_output - uncond)
-            sample = self.scheduler.step(model_output, t, sample, **step_kwargs).prev_sample
+            sample = scheduler.step(model_output, t, sample, **step_kwargs).prev_sample
             if return_trajectory:
                 trajectory.append(sample)
         sample = sample.clamp(-1.0, 1.0)
@@ -229,6 +232,7 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
                                    prefix_strokes, generator, output_type, stroke_format, simplify_epsilon,
                                    smoothing_passes)
         device, dtype = self._execution_device, self.transformer.dtype
+        scheduler = copy.deepcopy(self.scheduler)  # schedulers keep per-call state: concurrent calls each get one
 
         # 1. canvas state: (B, max_strokes, P, 2) in [-1, 1], the prefix first
         strokes = torch.zeros(num_sketches, max_strokes, config.points_per_stroke, 2, device=device, dtype=dtype)
@@ -259,7 +263,7 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
                 links[active, k] = self._uniform(num_sketches, generator, device)[active] < link_prob
                 previous_end = strokes[active, k - 1, -1]
                 context = self.transformer.continuation_context(context, links[active, k], previous_end)
-            new, trajectory = self.denoise_stroke(context, num_inference_steps, guidance_scale, generator,
+            new, trajectory = self.denoise_stroke(scheduler, context, num_inference_steps, guidance_scale, generator,
                                                   temperature, return_trajectories)
             if config.link_pieces and k > 0:  # a continuing stroke starts exactly where the last one ended
                 shift = torch.where(links[active, k][:, None], previous_end - new[:, 0], torch.zeros_like(new[:, 0]))
