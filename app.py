@@ -25,8 +25,9 @@ import numpy as np
 import torch
 
 from pipeline.pipeline_stroke_diffusion import DEFAULT_NUM_INFERENCE_STEPS
-from pipeline.release import data_notice
-from pipeline.rendering import image_grid, render_svg, sketch_gif, sketches_gif, to_ndjson_record
+from sketch_diffusion.release import data_notice
+from pipeline.rendering import image_grid, render_svg, sketch_gif, sketches_gif
+from sketch_diffusion.data import to_ndjson_record
 
 REPO = Path(__file__).resolve().parent
 CATEGORIES = ("cat", "bus", "rabbit")
@@ -109,7 +110,7 @@ def run_pipeline(pipe, **kwargs):
     """Call the pipeline; its input errors (e.g. guidance on a model trained without context dropout) go to the page."""
     try:
         return pipe(**kwargs)
-    except ValueError as exc:
+    except (ValueError, FloatingPointError) as exc:
         raise gr.Error(str(exc)) from None
 
 

@@ -2,7 +2,7 @@
 
     python train_sketch_rnn.py --category rabbit --data data/rabbit_sketchrnn.ndjson \\
         --split data/rabbit_sketchrnn.split.json --output-dir outputs/sketchrnn_rabbit --max-train-minutes 40
-    python -m pipeline.sketch_rnn sample --model outputs/sketchrnn_rabbit --num 2000 --out baseline.ndjson
+    python -m sketch_diffusion.sketch_rnn sample --model outputs/sketchrnn_rabbit --num 2000 --out baseline.ndjson
 
 Writes the decoder (safetensors + config.json), ``training_config.json``, ``provenance.json`` and
 ``logs/train_log.jsonl`` to --output-dir.
@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.fileio import append_jsonl, write_json_atomic
-from pipeline.modeling_sketch_rnn import SketchRNNDecoder
+from sketch_diffusion.fileio import append_jsonl, write_json_atomic
+from sketch_diffusion.modeling_sketch_rnn import SketchRNNDecoder
 from pipeline.representation import stroke3_to_stroke5, strokes_to_stroke3
-from pipeline.provenance import library_versions
-from train import add_data_arguments, load_training_sketches
+from sketch_diffusion.provenance import library_versions
+from sketch_diffusion.training import add_data_arguments, load_training_sketches
 
 logger = logging.getLogger("train_sketch_rnn")
 

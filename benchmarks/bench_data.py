@@ -11,7 +11,7 @@ from pathlib import Path
 
 from common import SHARED, machine
 
-from pipeline.data import read_drawings, record_strokes
+from sketch_diffusion.data import read_drawings, record_strokes
 from pipeline.representation import strokes_to_normalized, strokes_to_stroke3
 
 

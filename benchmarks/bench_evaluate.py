@@ -12,9 +12,9 @@ import time
 import numpy as np
 from common import SHARED, machine, peak_rss_mb
 
-from evaluate import render_all
-from pipeline.data import load_strokes
-from pipeline.metrics import fid_kid_from_features, inception_extractor, inception_features, inception_weights
+from sketch_diffusion.evaluation import render_all
+from sketch_diffusion.data import load_strokes
+from sketch_diffusion.metrics import fid_kid_from_features, inception_extractor, inception_features, inception_weights
 
 
 def main():
@@ -28,7 +28,7 @@ def main():
     fake = [[s + rng.normal(0, 3, s.shape) for s in sketch] for sketch in real]
     timings = {}
     start = time.perf_counter()
-    images = [render_all(real, 299, 3.0), render_all(fake, 299, 3.0)]
+    images = [render_all(real), render_all(fake)]
     timings["render"] = time.perf_counter() - start
     start = time.perf_counter()
     extractor = inception_extractor(inception_weights())

@@ -1,5 +1,5 @@
 """Sampling speed of the diffusion pipeline: sketches/s at batch 1 and 64, 20 and 50 steps; 2,000 sketches
-with the pipeline's defaults, without guidance and without history simplification.
+with the pipeline's defaults (and without guidance, for a guided model).
 
     python benchmarks/bench_sampling.py --model models/rabbit
 
@@ -13,7 +13,7 @@ import time
 import torch
 from common import machine, peak_rss_mb
 
-from evaluate import default_inference_steps, sample_in_batches
+from sketch_diffusion.evaluation import default_inference_steps, sample_in_batches
 
 
 def load(model: str | None, fixed_strokes: int):
@@ -60,10 +60,9 @@ def main():
                   f"{seconds / n * 1000:7.1f} ms/sketch)")
     steps = args.total_steps or default_inference_steps(pipe)
     guidance = pipe.config.default_guidance_scale
-    settings = [(f"defaults (guidance_scale={guidance}, simplified history)", {})]
+    settings = [(f"defaults (guidance_scale={guidance})", {})]
     if guidance != 1.0:
         settings.append(("no guidance (guidance_scale=1.0)", {"guidance_scale": 1.0}))
-    settings.append(("raw strokes as history (simplify_history=False)", {"simplify_history": False}))
     for name, extra in settings:
         start = time.perf_counter()
         sample_in_batches(pipe, args.total, 500, torch.Generator().manual_seed(0), num_inference_steps=steps,

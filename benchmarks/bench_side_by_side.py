@@ -1,18 +1,21 @@
-"""Sampling 2,000 sketches: Google's pretrained Sketch-RNN rabbit, our Sketch-RNN baseline, our diffusion model.
+"""The speed figures side by side, in one run: 2,000 rabbits from Google's pretrained Sketch-RNN, from our own
+Sketch-RNN baseline (if given) and from our diffusion pipeline; a 4-sketch request of the Space; training steps/s.
 
-    python benchmarks/bench_side_by_side.py --baseline outputs/sketchrnn_rabbit --diffusion models/rabbit
+    python benchmarks/bench_side_by_side.py --diffusion models/rabbit [--baseline outputs/sketchrnn_rabbit]
 
-Without ``--baseline`` (its weights are not shipped) row (b) is left out: (a) then calibrates the machine.
+Without ``--baseline`` (its weights are not shipped) that row is left out. Run it on an otherwise idle machine.
 """
 
 import argparse
 import time
 
 import torch
-from common import SHARED, machine
+from common import SHARED, machine, training_steps_per_second
 
-from evaluate import default_inference_steps, sample_in_batches
-from pipeline.sketch_rnn import PretrainedSketchRNN, sample_sketches
+from pipeline.rendering import image_grid, render_svg, sketches_gif
+from sketch_diffusion.data import to_ndjson_record
+from sketch_diffusion.evaluation import default_inference_steps, sample_in_batches
+from sketch_diffusion.sketch_rnn import PretrainedSketchRNN, sample_sketches
 
 
 def timed(label, fn, num):
@@ -20,8 +23,19 @@ def timed(label, fn, num):
     sketches = fn()
     seconds = time.perf_counter() - start
     strokes = sum(len(s) for s in sketches) / len(sketches)
-    print(f"{label:42s} {seconds:7.1f} s  {num / seconds:8.1f} sketches/s  ({strokes:.1f} strokes/sketch)")
+    print(f"{label:52s} {seconds:7.2f} s  {num / seconds:8.1f} sketches/s  ({strokes:.1f} strokes/sketch)")
     return num / seconds
+
+
+def space_request(pipe, seed: int) -> list:
+    """What the Space's "Draw" does for 4 sketches: the pipeline, the stroke-by-stroke GIF, the grid, downloads."""
+    out = pipe(num_sketches=4, generator=torch.Generator().manual_seed(seed), image_size=192)
+    sketches_gif(out.strokes, columns=4, size=192)
+    image_grid(out.images, columns=4)
+    for i, strokes in enumerate(out.strokes):
+        render_svg(strokes)
+        to_ndjson_record(strokes, word="rabbit", key_id=f"space-{i}")
+    return out.strokes
 
 
 def main():
@@ -30,34 +44,47 @@ def main():
     parser.add_argument("--baseline", default=None, help="train_sketch_rnn.py output folder (optional)")
     parser.add_argument("--diffusion", required=True, help="pipeline folder")
     parser.add_argument("--num", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=2000, help="diffusion sketches per pipeline call")
     parser.add_argument("--steps", type=int, default=None, help="diffusion steps per stroke (default: the pipeline's)")
+    parser.add_argument("--training-steps", type=int, default=10, help="training steps to time (0: skip)")
     args = parser.parse_args()
     from diffusers import DiffusionPipeline
 
-    from pipeline.modeling_sketch_rnn import SketchRNNDecoder
+    from sketch_diffusion.modeling_sketch_rnn import SketchRNNDecoder
 
     google = PretrainedSketchRNN(args.pretrained)
     baseline = SketchRNNDecoder.from_pretrained(args.baseline).eval() if args.baseline else None
     pipe = DiffusionPipeline.from_pretrained(args.diffusion, trust_remote_code=True)
     pipe.set_progress_bar_config(disable=True)
-
     steps = args.steps or default_inference_steps(pipe)
+    pipe(num_sketches=2, num_inference_steps=2)  # warm-up
 
     def diffusion():
-        return sample_in_batches(pipe, args.num, 500, torch.Generator().manual_seed(0), num_inference_steps=steps)
+        return sample_in_batches(pipe, args.num, args.batch_size, torch.Generator().manual_seed(0),
+                                 num_inference_steps=steps)
 
-    with torch.no_grad():
-        rates = {"google": timed("(a) Google's pretrained Sketch-RNN (512 LSTM)",
-                                 lambda: google.sample(args.num, progress=False), args.num)}
-        if baseline is not None:
-            rates["baseline"] = timed(f"(b) our Sketch-RNN baseline ({baseline.config.hidden_size} LSTM)",
-                                      lambda: sample_sketches(baseline.step, args.num, baseline.config.max_seq_len,
-                                                              baseline.config.scale_factor, progress=False), args.num)
-        rates["diffusion"] = timed(f"(c) our diffusion pipeline ({steps} {type(pipe.scheduler).__name__} steps)",
-                                   diffusion, args.num)
-    print("   ".join(f"diffusion / {name}: {rates['diffusion'] / rate:.2f}x"
-                     for name, rate in rates.items() if name != "diffusion"))
     print(f"machine: {machine()}")
+    with torch.no_grad():
+        rates = {"Google's Sketch-RNN": timed(f"(a) Google's pretrained Sketch-RNN ({google.hidden_size} LSTM)",
+                                              lambda: google.sample(args.num, progress=False), args.num)}
+        if baseline is not None:
+            rates["our Sketch-RNN"] = timed(f"(b) our Sketch-RNN baseline ({baseline.config.hidden_size} LSTM)",
+                                            lambda: sample_sketches(baseline.step, args.num, baseline.config.max_seq_len,
+                                                                    baseline.config.scale_factor, progress=False),
+                                            args.num)
+        diffusion_rate = timed(f"(c) our diffusion pipeline ({steps} {type(pipe.scheduler).__name__} steps)",
+                               diffusion, args.num)
+        print("   ".join(f"diffusion / {name}: {diffusion_rate / rate:.2f}x" for name, rate in rates.items()))
+        seconds = []
+        for seed in range(5):
+            start = time.perf_counter()
+            space_request(pipe, seed)
+            seconds.append(time.perf_counter() - start)
+        print(f"{'(d) a 4-sketch Space request (pipeline, GIF, grid, downloads)':52s} "
+              f"{sorted(seconds)[2]:7.2f} s median of 5 (min {min(seconds):.2f}, max {max(seconds):.2f})")
+    if args.training_steps:
+        rate = training_steps_per_second(args.training_steps, 64)
+        print(f"{'(e) training, default recipe, batch 64':52s} {rate:7.2f} steps/s  ({64 * rate:.0f} sketches/s)")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from common import REPO
 
-from pipeline.fileio import write_json_atomic
+from sketch_diffusion.fileio import write_json_atomic
 
 
 def cumulative_seconds(log_file: Path) -> dict[int, float]:

@@ -1,6 +1,7 @@
 """Stroke-by-stroke sketch diffusion for Quick, Draw! (cat, bus, rabbit), as a diffusers pipeline.
 
-Heavy modules (torch, diffusers) load on first use, so ``python -m pipeline.data`` starts fast.
+What a Hub model folder carries: the pipeline, the model, the stroke representation and rendering. Heavy modules
+(torch, diffusers) load on first use, so importing ``pipeline.representation`` alone stays light.
 """
 
 __version__ = "0.1.0"

@@ -17,7 +17,7 @@ from nbclient import NotebookClient
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from pipeline.fileio import write_text_atomic  # noqa: E402
+from sketch_diffusion.fileio import write_text_atomic  # noqa: E402
 
 NOTEBOOK = REPO / "notebooks" / "quickdraw_stroke_diffusion.ipynb"
 # a tqdm status line: "desc:  40%|####      | 16/40 [01:49<02:35,  6.48s/it]" (counts, then the time in brackets)

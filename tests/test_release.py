@@ -10,22 +10,22 @@ import pytest
 import torch
 
 from conftest import REPO, make_tiny_pipeline, needs_shared, simplified_sample
-from test_train import run_train
+from test_train import train_here
 
 
 @needs_shared
-def test_staged_release_loads_offline_and_card_validates(tmp_path):
+def test_staged_release_loads_offline_and_card_validates(tmp_path, metrics_cache):
+    import evaluate
     from huggingface_hub import ModelCard
 
-    from pipeline.release import main as release_main
+    from sketch_diffusion.release import main as release_main
 
-    run_train(tmp_path, "m", "--max-steps", "3", "--augment", "1.0", "--validation-size", "5", "--smoothing-passes", "1")
-    data = str(simplified_sample("cat"))
-    evaluate = subprocess.run([sys.executable, str(REPO / "evaluate.py"), "--model", str(tmp_path / "m"), "--category",
-                               "cat", "--data", data, "--out", str(tmp_path / "m" / "metrics.json"), "--render-size", "96",
-                               "--num-inference-steps", "3", "--cache-dir", str(tmp_path / "c")],
-                              capture_output=True, text=True, timeout=600)
-    assert evaluate.returncode == 0, evaluate.stderr[-2000:]
+    train_here(tmp_path / "m", "--max-steps", "3", "--augment", "1.0", "--validation-size", "5")
+    split = tmp_path / "split.json"  # 5 test drawings, all in train: 10 Inception passes, one FID (no leak-free set)
+    split.write_text(json.dumps({"train": list(range(25)), "test": list(range(20, 25))}))
+    evaluate.main(["--model", str(tmp_path / "m"), "--category", "cat", "--data", str(simplified_sample("cat")),
+                   "--split", str(split), "--out", str(tmp_path / "m" / "metrics.json"), "--render-size", "96",
+                   "--num-inference-steps", "3", "--cache-dir", str(metrics_cache)])
     staged = tmp_path / "staged"
     assert release_main(["--model", str(tmp_path / "m"), "--repo-id", "someone/cat-demo", "--staging-dir", str(staged)]) == 0
     names = {str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file()}
@@ -42,7 +42,7 @@ def test_staged_release_loads_offline_and_card_validates(tmp_path):
     assert "20 of 25 train drawings used (5 held out for the validation loss)" in card.text
     assert "demo" in card.data.tags
     assert "then 2 residual convolution blocks along them" in card.text  # the denoiser train.py's defaults build
-    assert "smoothed along its points (1 pass\nof a [1, 2, 1] / 4 filter" in card.text  # the saved smoothing
+    assert f"{metrics['fid']:.2f}" in card.text and "real test drawings and 5 generated sketches" in card.text
 
     script = ("import sys, torch; from diffusers import DiffusionPipeline;"
               "p = DiffusionPipeline.from_pretrained(sys.argv[1], trust_remote_code=True);"
@@ -54,7 +54,7 @@ def test_staged_release_loads_offline_and_card_validates(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "2"
 
-    push = subprocess.run([sys.executable, "-m", "pipeline.release", "--model", str(tmp_path / "m"), "--repo-id",
+    push = subprocess.run([sys.executable, "-m", "sketch_diffusion.release", "--model", str(tmp_path / "m"), "--repo-id",
                            "someone/cat-demo", "--staging-dir", str(staged), "--push"], cwd=REPO,
                           env=dict(os.environ, HF_HUB_OFFLINE="1"), capture_output=True, text=True, timeout=300)
     assert push.returncode != 0 and "HF_HUB_OFFLINE" in push.stderr
@@ -62,7 +62,7 @@ def test_staged_release_loads_offline_and_card_validates(tmp_path):
 
 
 def test_refresh_code_rewrites_stale_code_and_refuses_a_change_in_what_it_draws(tmp_path):
-    from pipeline.release import refresh_code
+    from sketch_diffusion.release import refresh_code
 
     folder = tmp_path / "m"
     make_tiny_pipeline().save_pretrained(folder)
@@ -70,8 +70,8 @@ def test_refresh_code_rewrites_stale_code_and_refuses_a_change_in_what_it_draws(
     (folder / "pipeline.py").write_text(current + "\n# an older release\n")
     config_file = folder / "transformer" / "config.json"
     config = json.loads(config_file.read_text())
-    stale = {k: v for k, v in config.items() if k != "resampling"}  # an option added later ...
-    stale["keep_vertices"] = False  # ... and one since renamed, which loading warns about
+    stale = {k: v for k, v in config.items() if k != "head_conv_channels"}  # an option added later ...
+    stale["resampling"] = "arc_length"  # ... and one since removed, which loading warns about
     config_file.write_text(json.dumps(stale))
     weights = (folder / "transformer" / "diffusion_pytorch_model.safetensors").read_bytes()
 
@@ -102,7 +102,7 @@ def released_folder(folder):
 
 @pytest.mark.parametrize("where", ["user_folder", "model_folder", "inside_model", "parent_of_model"])
 def test_staging_never_deletes_what_it_did_not_stage(tmp_path, where, capsys):
-    from pipeline.release import main as release_main
+    from sketch_diffusion.release import main as release_main
 
     model = released_folder(tmp_path / "work" / "m")
     user = tmp_path / "mine"
@@ -118,7 +118,7 @@ def test_staging_never_deletes_what_it_did_not_stage(tmp_path, where, capsys):
 
 
 def test_a_repo_id_that_climbs_out_of_the_staging_root_is_refused(tmp_path, monkeypatch, capsys):
-    from pipeline.release import main as release_main
+    from sketch_diffusion.release import main as release_main
 
     model = released_folder(tmp_path / "m")
     monkeypatch.chdir(tmp_path)
@@ -131,7 +131,7 @@ def test_a_repo_id_that_climbs_out_of_the_staging_root_is_refused(tmp_path, monk
 
 
 def test_staging_twice_replaces_the_earlier_staging(tmp_path):
-    from pipeline.release import stage
+    from sketch_diffusion.release import stage
 
     model = released_folder(tmp_path / "m")
     first = stage(model, tmp_path / "s", "you/cat")
@@ -143,7 +143,7 @@ def test_staging_twice_replaces_the_earlier_staging(tmp_path):
 
 def test_metrics_of_earlier_weights_are_never_released(tmp_path):
     """Retraining into a folder leaves the old metrics.json; the card must not put its FID beside the new weights."""
-    from pipeline.release import build_model_card, stage, weights_sha256
+    from sketch_diffusion.release import build_model_card, stage, weights_sha256
 
     model = released_folder(tmp_path / "m")
     torch.manual_seed(1)

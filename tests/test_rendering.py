@@ -7,7 +7,7 @@ from PIL import Image
 
 from conftest import needs_shared, simplified_sample
 from pipeline import rendering
-from pipeline.data import load_strokes, read_drawings, record_strokes
+from sketch_diffusion.data import load_strokes, read_drawings, record_strokes, to_ndjson_record
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def test_svg_has_one_polyline_per_stroke(cat):
 
 @needs_shared
 def test_ndjson_export_reads_back_in_official_schema(tmp_path, cat):
-    record = rendering.to_ndjson_record(cat, word="cat", key_id="g-1", source="test")
+    record = to_ndjson_record(cat, word="cat", key_id="g-1", source="test")
     path = tmp_path / "out.ndjson"
     path.write_text(json.dumps(record) + "\n")
     back = next(read_drawings(path, kind="simplified"))

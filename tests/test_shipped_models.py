@@ -35,7 +35,7 @@ def test_shipped_code_is_this_checkouts_code(category):
                             ("rendering.py", "rendering.py"),
                             ("transformer/modeling_stroke_diffusion.py", "modeling_stroke_diffusion.py")]:
         assert (folder / shipped).read_bytes() == (REPO / "pipeline" / source).read_bytes(), (
-            f"models/{category}/{shipped} is stale: run python -m pipeline.release --model models/{category} --refresh-code")
+            f"models/{category}/{shipped} is stale: run python -m sketch_diffusion.release --model models/{category} --refresh-code")
 
 
 @pytest.mark.parametrize("category", CATEGORIES)

@@ -1,3 +1,4 @@
+import functools
 import json
 
 import numpy as np
@@ -5,8 +6,8 @@ import pytest
 import torch
 
 from conftest import SKETCHRNN_RABBIT, needs_shared, simplified_sample
-from pipeline.data import load_strokes, read_drawings, stroke_statistics
-from pipeline.sketch_rnn import PretrainedSketchRNN, sample_stroke5, write_standin_corpus
+from sketch_diffusion.data import load_strokes, read_drawings, stroke_statistics
+from sketch_diffusion.sketch_rnn import PretrainedSketchRNN, sample_stroke5, write_standin_corpus
 
 needs_model = pytest.mark.skipif(not SKETCHRNN_RABBIT.is_file(), reason="rabbit.gen.json lives in ../shared")
 
@@ -31,7 +32,7 @@ def test_samples_end_and_look_like_real_rabbits(rabbit):
     assert stroke5.shape == (200, 155, 5)
     assert ended.float().mean() > 0.8  # most samples reach the end-of-sketch state (89.5% with this seed)
     np.testing.assert_array_equal(stroke5[:, :, 2:].sum(-1).numpy(), 1.0)
-    sketches = rabbit.sample(200, seed=0, progress=False)
+    sketches = rabbit.sample(200, seed=0, batch_size=200, progress=False)
     real = load_strokes(simplified_sample("rabbit"))
     fake_stats, real_stats = stroke_statistics(sketches), stroke_statistics(real)
     spp = fake_stats["strokes_per_sketch"]
@@ -58,7 +59,8 @@ def test_sampling_is_deterministic_per_seed(rabbit):
 
 
 @needs_model
-def test_standin_corpus_is_marked_synthetic_with_a_split(rabbit, tmp_path):
+def test_standin_corpus_is_marked_synthetic_with_a_split(rabbit, tmp_path, monkeypatch):
+    monkeypatch.setattr(rabbit, "sample", functools.partial(rabbit.sample, batch_size=40))  # not 1,000 for 30
     out, split_path = write_standin_corpus(rabbit, 30, tmp_path / "rabbit_sketchrnn.ndjson", seed=0, num_test=10)
     records = list(read_drawings(out, kind="simplified"))
     assert len(records) == 30
@@ -77,18 +79,13 @@ def test_bad_model_file_is_named(tmp_path):
 
 @needs_shared
 def test_baseline_trains_and_samples(tmp_path):
-    import subprocess
-    import sys
+    import train_sketch_rnn
+    from sketch_diffusion.modeling_sketch_rnn import SketchRNNDecoder
+    from sketch_diffusion.sketch_rnn import sample_baseline
 
-    from conftest import REPO
-    from pipeline.modeling_sketch_rnn import SketchRNNDecoder
-    from pipeline.sketch_rnn import sample_baseline
-
-    cmd = [sys.executable, str(REPO / "train_sketch_rnn.py"), "--category", "rabbit", "--data",
-           str(simplified_sample("rabbit")), "--output-dir", str(tmp_path / "b"), "--max-steps", "25",
-           "--hidden-size", "32", "--train-batch-size", "8", "--cache-dir", str(tmp_path / "c")]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
+    train_sketch_rnn.main(["--category", "rabbit", "--data", str(simplified_sample("rabbit")), "--output-dir",
+                           str(tmp_path / "b"), "--max-steps", "25", "--hidden-size", "32", "--train-batch-size", "8",
+                           "--cache-dir", str(tmp_path / "c")])
     log = [json.loads(x) for x in (tmp_path / "b" / "logs" / "train_log.jsonl").read_text().splitlines()]
     assert len(log) == 25 and log[-1]["loss"] < log[0]["loss"]
     model = SketchRNNDecoder.from_pretrained(tmp_path / "b")

@@ -1,9 +1,17 @@
+"""train.py and the training library under it.
+
+Most runs call ``train.main(argv)`` in this process (the same code path as the command line, without the cost of a
+fresh interpreter); the kill-and-resume test and the missing-data message run ``python train.py`` as a real process.
+"""
+
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import torch
@@ -19,9 +27,39 @@ TINY_FLAGS = [
 ]
 
 
-def run_train(tmp_path: Path, out: str, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, str(REPO / "train.py"), "--category", "cat", "--data", str(simplified_sample("cat")),
-           "--output-dir", str(tmp_path / out), "--cache-dir", str(tmp_path / "cache"), *TINY_FLAGS, *extra]
+def train_argv(folder: Path, *extra: str) -> list[str]:
+    """A tiny run on the 25 real cats into ``folder`` (its Arrow cache beside it)."""
+    return ["--category", "cat", "--data", str(simplified_sample("cat")), "--output-dir", str(folder),
+            "--cache-dir", str(folder.parent / "cache"), *TINY_FLAGS, *extra]
+
+
+@contextlib.contextmanager
+def one_cpu_thread():
+    """The one thread that ``run_train``'s processes get (OMP_NUM_THREADS=1), so runs here give the same weights."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def train_main(argv: list[str]) -> None:
+    """``train.py`` in this process, on the CPU (as ``run_train``'s processes, whatever accelerator is here)."""
+    import train
+
+    with mock.patch.dict(os.environ, {"ACCELERATE_USE_CPU": "true"}):
+        train.main(argv)
+
+
+def train_here(folder: Path, *extra: str) -> None:
+    """A tiny run (``train_argv``) in this process."""
+    train_main(train_argv(folder, *extra))
+
+
+def run_train(folder: Path, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
+    """``python train.py`` in a fresh process, on one CPU thread as ``accelerate launch`` gives it."""
+    cmd = [sys.executable, str(REPO / "train.py"), *train_argv(folder, *extra)]
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1")
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     if check:
@@ -29,29 +67,44 @@ def run_train(tmp_path: Path, out: str, *extra: str, check: bool = True) -> subp
     return result
 
 
+def train_error(folder: Path, capsys, *extra: str) -> str:
+    """The message with which a run that must fail stops: a refused flag (exit 2, on stderr) or the error that
+    ``python train.py`` prints."""
+    with pytest.raises((SystemExit, ValueError, OSError)) as info:
+        train_here(folder, *extra)
+    if info.type is SystemExit:
+        assert info.value.code != 0
+        return capsys.readouterr().err
+    return str(info.value)
+
+
 def weights(folder: Path) -> dict:
     return load_file(folder / "transformer" / "diffusion_pytorch_model.safetensors")
 
 
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
 @needs_shared
 def test_smoke_run_writes_a_loadable_pipeline_with_provenance(tmp_path):
-    result = run_train(tmp_path, "m", "--max-steps", "4", "--checkpointing-steps", "2", "--sample-interval", "4",
-                       "--augment", "1.0", "--resampling", "padded_vertices", "--simplify-epsilon", "1.5",
-                       "--head-conv-blocks", "1", "--smoothing-passes", "2")
-    if (os.cpu_count() or 1) > 1:  # run_train sets OMP_NUM_THREADS=1, as `accelerate launch` does on a CPU
-        assert "training on the CPU with 1 of" in result.stderr and "--num_cpu_threads_per_process" in result.stderr
     out = tmp_path / "m"
+    train_here(out, "--max-steps", "4", "--checkpointing-steps", "2", "--sample-interval", "4", "--augment", "1.0",
+               "--simplify-epsilon", "1.5", "--head-conv-blocks", "1", "--validation-size", "5",
+               "--validation-interval", "2")
     from diffusers import DiffusionPipeline
 
     pipe = DiffusionPipeline.from_pretrained(out, trust_remote_code=True)
     pipe.set_progress_bar_config(disable=True)
     sketches = pipe(num_sketches=2, num_inference_steps=3, generator=torch.Generator().manual_seed(0)).strokes
     assert len(sketches) == 2 and all(len(s) >= 1 for s in sketches)
-    assert pipe.transformer.config.resampling == "padded_vertices" and pipe.config.default_simplify_epsilon == 1.5  # options saved
-    assert pipe.transformer.config.head_conv_blocks == 1 and pipe.config.default_smoothing_passes == 2
+    assert pipe.config.simplify_epsilon == 1.5 and pipe.transformer.config.head_conv_blocks == 1  # options saved
     provenance = json.loads((out / "provenance.json").read_text())
     assert provenance["steps"] == 4
-    assert provenance["drawings"]["train_rows"] == 25 and provenance["drawings"]["used"] == 25
+    assert provenance["drawings"]["train_rows"] == 25 and provenance["drawings"]["used"] == 20
+    assert provenance["drawings"]["validation"] == 5
     assert provenance["data_file"]["official"] is False and len(provenance["data_file"]["sha1"]) == 40
     assert json.loads((out / "training_config.json").read_text())["max_steps"] == 4
     scheduler = json.loads((out / "scheduler" / "scheduler_config.json").read_text())
@@ -60,6 +113,9 @@ def test_smoke_run_writes_a_loadable_pipeline_with_provenance(tmp_path):
     assert (out / "samples" / "step-000004.png").is_file() and (out / "samples" / "step-000004.gif").is_file()
     log = [json.loads(line) for line in (out / "logs" / "train_log.jsonl").read_text().splitlines()]
     assert [entry["step"] for entry in log] == [1, 2, 3, 4]
+    validation = [json.loads(line) for line in (out / "logs" / "validation_log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in validation] == [2, 4]
+    assert all(entry["val_denoise_loss"] > 0 and entry["val_stop_loss"] > 0 for entry in validation)
     assert [p.name for p in sorted((out / "checkpoints").iterdir())] == ["checkpoint-2", "checkpoint-4"]
     checkpoint = out / "checkpoints" / "checkpoint-4"
     assert (checkpoint / "ema" / "diffusion_pytorch_model.safetensors").is_file()  # EMA weights as safetensors
@@ -69,15 +125,15 @@ def test_smoke_run_writes_a_loadable_pipeline_with_provenance(tmp_path):
 @needs_shared
 def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path):
     common = ["--max-steps", "6", "--checkpointing-steps", "3", "--augment", "0.5", "--seed", "7"]
-    run_train(tmp_path, "straight", *common)
-    killed = run_train(tmp_path, "resumed", *common, "--debug-kill-at-step", "5", check=False)
+    with one_cpu_thread():
+        train_here(tmp_path / "straight", *common)
+    killed = run_train(tmp_path / "resumed", *common, "--debug-kill-at-step", "5", check=False)
     assert killed.returncode != 0  # SIGKILL after step 5: checkpoint-3 is the last good state
     assert not (tmp_path / "resumed" / "model_index.json").exists()
-    run_train(tmp_path, "resumed", *common, "--resume-from-checkpoint", "latest")
-    a, b = weights(tmp_path / "straight"), weights(tmp_path / "resumed")
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
+    if (os.cpu_count() or 1) > 1:  # run_train sets OMP_NUM_THREADS=1, as `accelerate launch` does on a CPU
+        assert "training on the CPU with 1 of" in killed.stderr and "--num_cpu_threads_per_process" in killed.stderr
+    run_train(tmp_path / "resumed", *common, "--resume-from-checkpoint", "latest")
+    assert_same_weights(weights(tmp_path / "straight"), weights(tmp_path / "resumed"))
     log = [json.loads(x) for x in (tmp_path / "resumed" / "logs" / "train_log.jsonl").read_text().splitlines()]
     assert [entry["step"] for entry in log] == [1, 2, 3, 4, 5, 4, 5, 6]  # steps 4-5 were redone after the kill
     assert log[5]["elapsed_seconds"] > log[2]["elapsed_seconds"]  # training time carries over from checkpoint-3
@@ -85,79 +141,82 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path):
 
 @needs_shared
 def test_time_budget_stops_with_a_resumable_checkpoint(tmp_path):
-    run_train(tmp_path, "m", "--max-steps", "1000", "--checkpointing-steps", "500", "--max-train-minutes", "0.05")
     out = tmp_path / "m"
+    budget = ["--max-steps", "1000", "--checkpointing-steps", "500", "--max-train-minutes", "0.05"]
+    train_here(out, *budget)
     steps = json.loads((out / "provenance.json").read_text())["steps"]
     assert 1 <= steps < 1000
     marker = json.loads((out / "checkpoints" / f"checkpoint-{steps}" / "checkpoint.json").read_text())
     assert marker["step"] == steps and marker["elapsed_seconds"] >= 3.0  # 0.05 min = 3 s
     exported = weights(out)
-    run_train(tmp_path, "m", "--max-steps", "1000", "--checkpointing-steps", "500", "--max-train-minutes", "0.05",
-              "--resume-from-checkpoint", "latest", "--export-only")
-    again = weights(out)
-    assert all(torch.equal(exported[k], again[k]) for k in exported)  # the checkpoint holds the final weights
+    train_here(out, *budget, "--resume-from-checkpoint", "latest", "--export-only")
+    assert_same_weights(exported, weights(out))  # the checkpoint holds the final weights
     # what benchmarks/fid_vs_training_time.py does: export with the run's saved options and no model flags
-    cmd = [sys.executable, str(REPO / "train.py"), "--config", str(out / "training_config.json"), "--category", "cat",
-           "--output-dir", str(tmp_path / "export"), "--resume-from-checkpoint",
-           str(out / "checkpoints" / f"checkpoint-{steps}"), "--export-only"]
-    subprocess.run(cmd, check=True, capture_output=True, timeout=600, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
-    replayed = weights(tmp_path / "export")
-    assert all(torch.equal(exported[k], replayed[k]) for k in exported)
+    train_main(["--config", str(out / "training_config.json"), "--category", "cat", "--output-dir", str(tmp_path / "export"),
+                "--resume-from-checkpoint", str(out / "checkpoints" / f"checkpoint-{steps}"), "--export-only"])
+    assert_same_weights(exported, weights(tmp_path / "export"))
     read_config = lambda folder: json.loads((folder / "transformer" / "config.json").read_text())  # noqa: E731
     assert read_config(tmp_path / "export") == read_config(out)
 
 
-@needs_shared
-def test_corrupted_checkpoint_is_reported_not_loaded(tmp_path):
-    run_train(tmp_path, "m", "--max-steps", "2", "--checkpointing-steps", "2")
-    ckpt = tmp_path / "m" / "checkpoints" / "checkpoint-2"
+@pytest.fixture(scope="module")
+def two_step_run(tmp_path_factory):
+    """A finished 2-step run with its checkpoint-2 (today's default denoiser: 2 convolution blocks), for the tests
+    that resume from a damaged or mismatched copy of it."""
+    if not simplified_sample("cat").is_file():
+        pytest.skip("the real samples live in ../shared")
+    folder = tmp_path_factory.mktemp("two_step") / "m"
+    train_here(folder, "--max-steps", "2", "--checkpointing-steps", "2")
+    return folder
+
+
+def resume_copy(run: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of ``run`` to damage, and its checkpoint-2."""
+    folder = tmp_path / "m"
+    shutil.copytree(run, folder)
+    return folder, folder / "checkpoints" / "checkpoint-2"
+
+
+def test_corrupted_checkpoint_is_reported_not_loaded(two_step_run, tmp_path, capsys):
+    folder, ckpt = resume_copy(two_step_run, tmp_path)
     target = ckpt / "model.safetensors"
     target.write_bytes(target.read_bytes()[:-100] + b"\0" * 100)
-    result = run_train(tmp_path, "m", "--max-steps", "4", "--resume-from-checkpoint", "latest", check=False)
-    assert result.returncode != 0
-    assert "corrupted" in result.stderr and "model.safetensors" in result.stderr
+    message = train_error(folder, capsys, "--max-steps", "4", "--resume-from-checkpoint", "latest")
+    assert "corrupted" in message and "model.safetensors" in message
 
 
-@needs_shared
-def test_checkpoint_without_ema_weights_is_reported_not_loaded(tmp_path):
-    run_train(tmp_path, "m", "--max-steps", "2", "--checkpointing-steps", "2")
-    ckpt = tmp_path / "m" / "checkpoints" / "checkpoint-2"
+def test_checkpoint_without_ema_weights_is_reported_not_loaded(two_step_run, tmp_path, capsys):
+    folder, ckpt = resume_copy(two_step_run, tmp_path)
     shutil.rmtree(ckpt / "ema")  # as in a checkpoint written before the EMA weights were saved as safetensors
     marker = json.loads((ckpt / "checkpoint.json").read_text())
     marker["files"] = {name: digest for name, digest in marker["files"].items() if not name.startswith("ema/")}
     (ckpt / "checkpoint.json").write_text(json.dumps(marker))
-    result = run_train(tmp_path, "m", "--max-steps", "4", "--resume-from-checkpoint", "latest", check=False)
-    assert result.returncode != 0
-    assert "has no ema/ folder of EMA weights" in result.stderr and "--no-use-ema" in result.stderr
+    message = train_error(folder, capsys, "--max-steps", "4", "--resume-from-checkpoint", "latest")
+    assert "has no ema/ folder of EMA weights" in message and "--no-use-ema" in message
 
 
-@needs_shared
-def test_resuming_with_another_model_is_refused_by_name(tmp_path):
-    run_train(tmp_path, "m", "--max-steps", "2", "--checkpointing-steps", "2", "--head-conv-blocks", "0")
-    result = run_train(tmp_path, "m", "--max-steps", "4", "--resume-from-checkpoint", "latest", check=False)
-    assert result.returncode != 0  # today's default has two convolution blocks
-    assert "is of another model (head_conv_blocks=0 there, 2 here)" in result.stderr
+def test_resuming_with_another_model_is_refused_by_name(two_step_run, tmp_path, capsys):
+    folder, _ = resume_copy(two_step_run, tmp_path)
+    message = train_error(folder, capsys, "--max-steps", "4", "--resume-from-checkpoint", "latest",
+                          "--head-conv-blocks", "0")
+    assert "is of another model (head_conv_blocks=2 there, 0 here)" in message
 
 
-@needs_shared
 def test_interrupted_checkpoint_write_is_ignored_by_latest(tmp_path):
-    sys.path.insert(0, str(REPO))
-    import train
+    from sketch_diffusion.training import CHECKPOINT_MARKER, resolve_resume, verify_checkpoint
 
     folder = tmp_path / "checkpoints"
     (folder / "checkpoint-4").mkdir(parents=True)  # no marker: a write that never finished
     (folder / ".checkpoint-6.tmp").mkdir()
     (folder / "checkpoint-2").mkdir()
-    (folder / "checkpoint-2" / train.CHECKPOINT_MARKER).write_text(json.dumps({"step": 2, "files": {}}))
-    assert train.resolve_resume("latest", folder) == folder / "checkpoint-2"
+    (folder / "checkpoint-2" / CHECKPOINT_MARKER).write_text(json.dumps({"step": 2, "files": {}}))
+    assert resolve_resume("latest", folder) == folder / "checkpoint-2"
     with pytest.raises(ValueError, match="not a complete checkpoint"):
-        train.verify_checkpoint(folder / "checkpoint-4")
+        verify_checkpoint(folder / "checkpoint-4")
 
 
-@needs_shared
-def test_save_checkpoint_failure_keeps_previous_checkpoint(tmp_path, monkeypatch):
-    sys.path.insert(0, str(REPO))
-    import train
+def test_save_checkpoint_failure_keeps_previous_checkpoint(tmp_path):
+    from sketch_diffusion.training import CHECKPOINT_MARKER, save_checkpoint, verify_checkpoint
 
     class FullDisk:
         is_main_process = True
@@ -166,156 +225,132 @@ def test_save_checkpoint_failure_keeps_previous_checkpoint(tmp_path, monkeypatch
             pass
 
         def save_state(self, path):
-            Path(path).mkdir(parents=True)
+            Path(path).mkdir(parents=True, exist_ok=True)  # as accelerate does
             (Path(path) / "model.safetensors").write_bytes(b"partial")
             raise OSError(28, "No space left on device")
 
     folder = tmp_path / "checkpoints"
     good = folder / "checkpoint-2"
     good.mkdir(parents=True)
-    (good / train.CHECKPOINT_MARKER).write_text(json.dumps({"step": 2, "files": {}}))
+    (good / CHECKPOINT_MARKER).write_text(json.dumps({"step": 2, "files": {}}))
     with pytest.raises(OSError, match="No space left"):
-        train.save_checkpoint(FullDisk(), folder, 4, limit=1)
+        save_checkpoint(FullDisk(), folder, 4, limit=1)
     assert sorted(p.name for p in folder.iterdir()) == ["checkpoint-2"]
-    assert train.verify_checkpoint(good) == (2, 0.0)
+    assert verify_checkpoint(good) == (2, 0.0)
 
 
 @needs_shared
 @pytest.mark.parametrize("extra, message", [
     (["--split", "/nonexistent/split.json"], "split file /nonexistent/split.json does not exist"),
     (["--data", "/nonexistent/cat.ndjson"], "--data /nonexistent/cat.ndjson does not exist"),
+    (["--category", "bus"], "none of 'bus': is it the right file for --category bus?"),
+    (["--validation-size", "25"], "--validation-size 25 leaves nothing to train on (25 drawings)"),
     (["--head-conv-blocks", "-1"], "--head-conv-blocks must be >= 0"),
     (["--validation-size", "-1"], "--validation-size must be >= 0"),
 ])
-def test_bad_inputs_are_named(tmp_path, extra, message):
-    result = run_train(tmp_path, "m", "--max-steps", "1", *extra, check=False)
-    assert result.returncode != 0 and message in result.stderr
+def test_bad_inputs_are_named(tmp_path, capsys, extra, message):
+    assert message in train_error(tmp_path / "m", capsys, "--max-steps", "1", *extra)
+    assert not (tmp_path / "m" / "model_index.json").exists()
 
 
 def test_missing_official_data_says_how_to_get_it(tmp_path):
     cmd = [sys.executable, str(REPO / "train.py"), "--category", "bus", "--data-dir", str(tmp_path),
            "--no-download", "--output-dir", str(tmp_path / "m")]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert result.returncode != 0
-    assert "python -m pipeline.data download --category bus" in result.stderr
+    assert result.returncode == 1  # train.py's own error exit, not a traceback
+    assert "python -m sketch_diffusion.data download --category bus" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_config_option_reads_a_runs_options_and_flags_override_them(tmp_path, capsys):
-    sys.path.insert(0, str(REPO))
-    import train
+    from sketch_diffusion.train_options import parse_args
 
-    saved = vars(train.parse_args(["--category", "cat", "--output-dir", "run", "--resampling", "padded_vertices",
-                                   "--hidden-size", "48", "--no-use-ema", "--max-steps", "7"]))
+    saved = vars(parse_args(["--category", "cat", "--output-dir", "run", "--simplify-epsilon", "1.5",
+                             "--hidden-size", "48", "--no-use-ema", "--max-steps", "7", "--head-conv-blocks", "0"]))
     config = tmp_path / "training_config.json"
-    config.write_text(json.dumps({**saved, "keep_vertices": True}))  # an option of an older version
-    args = train.parse_args(["--config", str(config), "--category", "bus", "--output-dir", "export",
-                             "--hidden-size", "64"])
-    assert (args.resampling, args.use_ema, args.max_steps) == ("padded_vertices", False, 7)  # from the run
+    config.write_text(json.dumps({**saved, "resampling": "vertices"}))  # an option of an older version
+    args = parse_args(["--config", str(config), "--category", "bus", "--output-dir", "export", "--hidden-size", "64"])
+    assert (args.simplify_epsilon, args.use_ema, args.max_steps, args.head_conv_blocks) == (1.5, False, 7, 0)  # run's
     assert (args.category, args.output_dir, args.hidden_size) == ("bus", "export", 64)  # given here
-    assert "skipping options this train.py does not have: keep_vertices" in capsys.readouterr().err
-    assert args.head_conv_blocks == 2  # saved with the run
-    del saved["head_conv_blocks"]  # a run from before the option: its denoiser had no convolutions
-    config.write_text(json.dumps(saved))
-    args = train.parse_args(["--config", str(config), "--category", "cat", "--output-dir", "export"])
-    assert args.head_conv_blocks == 0
+    assert "skipping options this train.py does not have: resampling" in capsys.readouterr().err
+    assert not hasattr(args, "resampling")
     config.write_text("[1, 2]")
     with pytest.raises(SystemExit):
-        train.parse_args(["--config", str(config), "--category", "cat", "--output-dir", "x"])
+        parse_args(["--config", str(config), "--category", "cat", "--output-dir", "x"])
     assert f"--config {config}: expected a JSON object of options, got list" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        train.parse_args(["--config", str(tmp_path / "missing.json"), "--category", "cat", "--output-dir", "x"])
+        parse_args(["--config", str(tmp_path / "missing.json"), "--category", "cat", "--output-dir", "x"])
     assert "cannot read a training config" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("category", ["cat", "bus", "rabbit"])
+def test_shipped_training_config_rebuilds_the_shipped_model(category):
+    """``--config models/<c>/training_config.json`` (how a shipped run is exported or continued) builds the model
+    its folder holds: every option the run used is in its config."""
+    from sketch_diffusion.train_options import parse_args
+    from sketch_diffusion.training import build_model
+
+    from safetensors import safe_open
+
+    folder = REPO / "models" / category
+    args = parse_args(["--config", str(folder / "training_config.json"), "--category", category, "--output-dir", "x"])
+    model = build_model(args)
+    with safe_open(folder / "transformer" / "diffusion_pytorch_model.safetensors", "pt") as f:
+        shipped_shapes = {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
+    assert shipped_shapes == {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    shipped = json.loads((folder / "transformer" / "config.json").read_text())
+    unused = {"head_conv_channels"} if shipped["head_conv_blocks"] == 0 else set()  # no convolutions to size
+    for key, value in shipped.items():
+        if not key.startswith("_") and key not in unused:
+            assert model.config[key] == value, key
+
+
+@pytest.mark.parametrize("flag", [["--resampling", "vertices"], ["--max-stroke-length", "60"], ["--link-pieces"],
+                                  ["--smoothing-passes", "1"], ["--history-noise", "0.05"],
+                                  ["--timestep-power", "2"]])
+def test_removed_experiment_flags_are_refused(flag, capsys):
+    from sketch_diffusion.train_options import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--category", "rabbit", "--output-dir", "x", *flag])
+    assert f"unrecognized arguments: {flag[0]}" in capsys.readouterr().err
+
+
+def test_sampling_scheduler_starts_from_pure_noise_where_the_prediction_allows():
+    from sketch_diffusion.settings import scheduler_class
+    from sketch_diffusion.train_options import parse_args
+    from sketch_diffusion.training import build_schedulers
+
+    for prediction, spacing, first in [("v_prediction", "trailing", 999), ("epsilon", "leading", 900)]:
+        args = parse_args(["--category", "cat", "--output-dir", "x", "--prediction-type", prediction,
+                           "--sampling-scheduler", "ddim"])
+        train_scheduler, sampler = build_schedulers(args)
+        assert type(sampler).__name__ == "DDIMScheduler" and sampler.config.prediction_type == prediction
+        assert sampler.config.timestep_spacing == spacing
+        sampler.set_timesteps(10)
+        assert int(sampler.timesteps[0]) == first
+        assert train_scheduler.config.num_train_timesteps == sampler.config.num_train_timesteps == 1000
+    with pytest.raises(ValueError, match="unknown scheduler 'euler'; choose one of ddpm, ddim, dpm"):
+        scheduler_class("euler")
 
 
 @pytest.mark.parametrize("context_dropout", [0.0, 0.5])
 def test_context_dropout_trains_the_null_context(context_dropout):
-    sys.path.insert(0, str(REPO))
-    import train
     from diffusers import DDPMScheduler
 
     from pipeline import StrokeDiffusionModel
+    from sketch_diffusion.training import DiffusionObjective
 
     torch.manual_seed(0)
     model = StrokeDiffusionModel(**TINY_MODEL, context_dropout=context_dropout)
     for p in model.parameters():  # zero-initialised output and modulation layers would block the gradient
         torch.nn.init.normal_(p, std=0.1)
-    objective = train.DiffusionObjective(model, DDPMScheduler(beta_schedule="squaredcos_cap_v2"), noise_draws=2,
-                                         stop_loss_weight=0.1)
+    objective = DiffusionObjective(model, DDPMScheduler(beta_schedule="squaredcos_cap_v2"), noise_draws=2,
+                                   stop_loss_weight=0.1)
     strokes = torch.rand(3, 4, TINY_MODEL["points_per_stroke"], 2) * 2 - 1
-    loss, _, _ = objective(strokes, torch.tensor([4, 2, 3]), torch.Generator().manual_seed(0))
+    generators = [torch.Generator().manual_seed(i) for i in range(3)]  # one per sketch
+    loss, _, _ = objective(strokes, torch.tensor([4, 2, 3]), generators)
     loss.backward()
     grad = model.null_context.grad
     trained = grad is not None and bool(grad.abs().sum() > 0)
     assert trained == (context_dropout > 0)
-
-
-def test_link_pieces_trains_the_continuation_head_and_conditioning():
-    sys.path.insert(0, str(REPO))
-    import train
-    from diffusers import DDPMScheduler
-
-    from pipeline import StrokeDiffusionModel
-
-    torch.manual_seed(0)
-    model = StrokeDiffusionModel(**TINY_MODEL, max_stroke_length=60.0, link_pieces=True)
-    for p in model.parameters():
-        torch.nn.init.normal_(p, std=0.1)
-    strokes = torch.rand(3, 4, TINY_MODEL["points_per_stroke"], 2) * 2 - 1
-    strokes[0, 1, 0] = strokes[0, 0, -1]  # stroke 1 of sketch 0 continues stroke 0
-    objective = train.DiffusionObjective(model, DDPMScheduler(beta_schedule="squaredcos_cap_v2"), noise_draws=2,
-                                         stop_loss_weight=0.1)
-    loss, _, _ = objective(strokes, torch.tensor([4, 2, 3]), torch.Generator().manual_seed(0))
-    loss.backward()
-    for name in ("link_embed", "link_head", "start_proj"):
-        assert getattr(model, name).weight.grad.abs().sum() > 0, name
-    plain = StrokeDiffusionModel(**TINY_MODEL, max_stroke_length=60.0)
-    assert plain.link_head is None and not any("link" in k or "start_proj" in k for k in plain.state_dict())
-    with pytest.raises(SystemExit):
-        train.parse_args(["--category", "rabbit", "--output-dir", "x", "--link-pieces"])
-
-
-def test_history_noise_moves_and_scales_whole_strokes_and_only_in_training():
-    sys.path.insert(0, str(REPO))
-    import train
-    from diffusers import DDPMScheduler
-
-    from pipeline import StrokeDiffusionModel
-
-    strokes = torch.rand(2, 3, 8, 2) * 2 - 1
-    moved = train.perturb_strokes(strokes, 0.05, torch.Generator().manual_seed(0))
-    assert moved.shape == strokes.shape and not torch.allclose(moved, strokes)
-    # each stroke keeps its shape: a shift and a uniform scale about its centre, the same for all its points
-    centred = strokes - strokes.mean(dim=2, keepdim=True)
-    ratio = (moved - moved.mean(dim=2, keepdim=True)) / centred
-    assert torch.allclose(ratio, ratio[:, :, :1, :1].expand_as(ratio), atol=1e-4)
-    assert torch.equal(moved, train.perturb_strokes(strokes, 0.05, torch.Generator().manual_seed(0)))
-
-    torch.manual_seed(0)
-    model = StrokeDiffusionModel(**TINY_MODEL)
-    batch = torch.rand(3, 4, TINY_MODEL["points_per_stroke"], 2) * 2 - 1, torch.tensor([4, 2, 3])
-    losses = {}
-    for noise in (0.0, 0.5):
-        objective = train.DiffusionObjective(model, DDPMScheduler(beta_schedule="squaredcos_cap_v2"), noise_draws=2,
-                                             stop_loss_weight=0.1, history_noise=noise)
-        for mode in ("train", "eval"):
-            getattr(objective, mode)()
-            losses[noise, mode] = objective(*batch, torch.Generator().manual_seed(0))[2].item()  # the stop loss
-    model.train()
-    assert losses[0.5, "train"] != losses[0.0, "train"]  # the stop head read the perturbed history
-    assert losses[0.5, "eval"] == losses[0.0, "eval"]  # validation sees the real history
-
-
-def test_timestep_power_one_keeps_the_uniform_draws_and_larger_powers_favour_low_noise():
-    sys.path.insert(0, str(REPO))
-    import train
-
-    uniform = train.sample_timesteps(20_000, 1000, 1.0, torch.Generator().manual_seed(0))
-    assert torch.equal(uniform, torch.randint(0, 1000, (20_000,), generator=torch.Generator().manual_seed(0)))
-    low = train.sample_timesteps(20_000, 1000, 2.0, torch.Generator().manual_seed(0))
-    assert low.dtype == torch.int64 and low.min() >= 0 and low.max() <= 999
-    # P(t < 250) is 0.25 for uniform draws and sqrt(0.25) = 0.5 for power 2
-    assert abs((uniform < 250).float().mean().item() - 0.25) < 0.02
-    assert abs((low < 250).float().mean().item() - 0.5) < 0.02
-    assert torch.equal(low, train.sample_timesteps(20_000, 1000, 2.0, torch.Generator().manual_seed(0)))
-    with pytest.raises(SystemExit):
-        train.parse_args(["--category", "rabbit", "--output-dir", "x", "--timestep-power", "0"])

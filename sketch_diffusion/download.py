@@ -1,4 +1,4 @@
-"""Download the official Quick, Draw! simplified files: resumable, verified, atomic.
+"""The official Quick, Draw! simplified files: their identities, and downloads that resume, verify and are atomic.
 
 The file is fetched to ``<name>.part`` (resumed with an HTTP ``Range`` request if a partial file is
 there) and renamed to its final name only after its size matches the server's and its git blob
@@ -11,13 +11,56 @@ import os
 import socket
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
-from .data import OfficialFile, official_file
 from .fileio import git_blob_sha1
 
 
-class DownloadError(RuntimeError):
+@dataclass(frozen=True)
+class OfficialFile:
+    """Identity of an official ``full/simplified/<category>.ndjson`` file and the seed of its split."""
+
+    category: str
+    num_drawings: int
+    git_blob_sha1: str
+    split_seed: int
+
+    @property
+    def filename(self) -> str:
+        return f"{self.category}.ndjson"
+
+    @property
+    def url(self) -> str:
+        return f"https://storage.googleapis.com/quickdraw_dataset/full/simplified/{self.category}.ndjson"
+
+
+OFFICIAL_FILES = {
+    "cat": OfficialFile("cat", 123_202, "3abbe8b46581dcc514355513bf55b173f53b40c9", 0),
+    "bus": OfficialFile("bus", 166_208, "38e034ae019440c16f5f8904c552e1f2638349fb", 1),
+    "rabbit": OfficialFile("rabbit", 155_288, "9605cfbb415b135b4eb4103545eecdc34f40db42", 2),
+}
+SPLIT_TRAIN_SIZE, SPLIT_TEST_SIZE = 10_000, 2_000
+
+
+def official_file(category: str) -> OfficialFile:
+    """The known official file for ``category``; a clear error names the known categories."""
+    try:
+        return OFFICIAL_FILES[category]
+    except KeyError:
+        raise ValueError(
+            f"unknown category {category!r}: the official split is defined for {sorted(OFFICIAL_FILES)}. "
+            "For other data pass an ndjson file with --data and a split file with --split."
+        ) from None
+
+
+def is_official_file(path: str | os.PathLike, category: str) -> bool:
+    """Whether ``path`` is the official simplified file of ``category``: its git blob sha1 is the known one."""
+    spec = OFFICIAL_FILES.get(category)
+    return spec is not None and git_blob_sha1(path) == spec.git_blob_sha1
+
+
+class DownloadError(OSError):
     """A download that could not be completed or verified; nothing half-written is left behind."""
 
 
@@ -112,6 +155,6 @@ def resolve_data_file(category: str, data: str | os.PathLike | None = None, data
     if dest.is_file() or allow_download:
         return download_official(category, data_dir)
     raise FileNotFoundError(
-        f"{dest} is missing. Run `python -m pipeline.data download --category {category} --data-dir {data_dir}` "
+        f"{dest} is missing. Run `python -m sketch_diffusion.data download --category {category} --data-dir {data_dir}` "
         f"or download {official_file(category).url} by hand."
     )

@@ -1,8 +1,8 @@
 """Model cards and Hub releases.
 
-    python -m pipeline.release --model models/cat --repo-id you/quickdraw-cat-stroke-diffusion          # dry run
-    python -m pipeline.release --model models/cat --repo-id you/quickdraw-cat-stroke-diffusion --push   # upload
-    python -m pipeline.release --model models/cat --refresh-code     # the folder's code = this checkout's
+    python -m sketch_diffusion.release --model models/cat --repo-id you/quickdraw-cat-stroke-diffusion          # dry run
+    python -m sketch_diffusion.release --model models/cat --repo-id you/quickdraw-cat-stroke-diffusion --push   # upload
+    python -m sketch_diffusion.release --model models/cat --refresh-code     # the folder's code = this checkout's
 
 ``write_model_card`` builds ``README.md`` (and ``sample.gif``) in a trained model folder from its
 ``provenance.json``, ``training_config.json`` and ``metrics.json``. ``stage`` copies exactly what the
@@ -169,7 +169,6 @@ def build_model_card(model_dir: str | os.PathLike, repo_id: str | None = None):
         data_notice=notice, category=category, points_per_stroke=config["points_per_stroke"], denoiser=denoiser,
         max_strokes=config["max_strokes"], parameters_m=f"{provenance['parameters'] / 1e6:.1f}",
         guidance_scale=index.get("default_guidance_scale", 1.0),
-        smoothing_passes=index.get("default_smoothing_passes", 0),
         repo_id=repo_id or str(model_dir), training_data=training_data, training_procedure=procedure,
         evaluation=_format_metrics(metrics))
 
@@ -179,7 +178,7 @@ def write_sample_gif(model_dir: str | os.PathLike, num: int = 4, seed: int = 0) 
     import torch
     from diffusers import DiffusionPipeline
 
-    from .rendering import sketches_gif
+    from pipeline.rendering import sketches_gif
 
     pipe = DiffusionPipeline.from_pretrained(model_dir, trust_remote_code=True)
     pipe.set_progress_bar_config(disable=True)
@@ -220,7 +219,7 @@ def check_staging_dir(model_dir: Path, staging_dir: Path) -> None:
         if not staging_dir.is_dir():
             raise ValueError(f"--staging-dir {staging_dir} is a file, not a folder")
         if any(staging_dir.iterdir()) and not (staging_dir / STAGING_MARKER).is_file():
-            raise ValueError(f"--staging-dir {staging_dir} already holds files that pipeline.release did not stage; "
+            raise ValueError(f"--staging-dir {staging_dir} already holds files that sketch_diffusion.release did not stage; "
                              "choose a new or empty folder (nothing was deleted)")
 
 
@@ -269,17 +268,19 @@ def refresh_code(model_dir: str | os.PathLike, check_seed: int = 0) -> list[str]
     from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
     from safetensors.torch import load_file
 
-    from .modeling_stroke_diffusion import StrokeDiffusionModel
-    from .pipeline_stroke_diffusion import StrokeDiffusionPipeline
+    from pipeline.modeling_stroke_diffusion import StrokeDiffusionModel
+    from pipeline.pipeline_stroke_diffusion import StrokeDiffusionPipeline
 
     model_dir = Path(model_dir)
     if not (model_dir / "model_index.json").is_file():
         raise FileNotFoundError(f"{model_dir} is not a pipeline folder (no model_index.json)")
     index = json.loads((model_dir / "model_index.json").read_text())
     scheduler_class = getattr(diffusers, index["scheduler"][1])
+    options = inspect.signature(StrokeDiffusionPipeline.__init__).parameters  # keys since removed are dropped
     fresh = StrokeDiffusionPipeline(StrokeDiffusionModel.from_pretrained(model_dir / "transformer"),
                                     scheduler_class.from_pretrained(model_dir / "scheduler"),
-                                    **{k: v for k, v in index.items() if k.startswith("default_")})
+                                    **{k: v for k, v in index.items() if k in options and not k.startswith("_")
+                                       and k not in ("transformer", "scheduler")})
     shipped = DiffusionPipeline.from_pretrained(model_dir, trust_remote_code=True)
 
     def draw(pipe) -> list:
@@ -335,13 +336,13 @@ def push(staging_dir: str | os.PathLike, repo_id: str, private: bool = False) ->
         raise PermissionError("no Hugging Face token: run `huggingface-cli login` or set HF_TOKEN")
     api = HfApi()
     api.create_repo(repo_id, private=private, exist_ok=True)
-    info = api.upload_folder(repo_id=repo_id, folder_path=str(staging_dir), commit_message="Release from pipeline.release",
+    info = api.upload_folder(repo_id=repo_id, folder_path=str(staging_dir), commit_message="Release from sketch_diffusion.release",
                              ignore_patterns=[STAGING_MARKER])
     return str(info)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.release", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m sketch_diffusion.release", description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help="trained pipeline folder (train.py output)")
     parser.add_argument("--repo-id", help="Hub repository, e.g. you/quickdraw-cat-stroke-diffusion (required unless "
                                           "--refresh-code)")

@@ -7,7 +7,7 @@ bias of 1.0 added at run time. Outputs: 3 pen logits, then six blocks of 20 mixt
 (logits, mu_x, mu_y, log sigma_x, log sigma_y, raw rho). Offsets are in normalised units;
 ``info["scale_factor"]`` turns them into pixels.
 
-    python -m pipeline.sketch_rnn sample --model rabbit.gen.json --num 12000 --seed 0 --out data/rabbit_sketchrnn.ndjson
+    python -m sketch_diffusion.sketch_rnn sample --model rabbit.gen.json --num 12000 --seed 0 --out data/rabbit_sketchrnn.ndjson
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import SPLIT_TEST_SIZE, SPLIT_TRAIN_SIZE
+from pipeline.representation import raw_to_simplified, stroke3_to_strokes, stroke5_to_stroke3
+
+from .data import to_ndjson_record
+from .download import SPLIT_TEST_SIZE, SPLIT_TRAIN_SIZE
 from .fileio import file_digest, write_json_atomic, write_ndjson_atomic
-from .rendering import to_ndjson_record
-from .representation import raw_to_simplified, stroke3_to_strokes, stroke5_to_stroke3
 
 class PretrainedSketchRNN:
     """A decoder-only (unconditional) Sketch-RNN loaded from a sketch-rnn-js ``.gen.json`` file."""
@@ -96,7 +97,9 @@ def sample_stroke5(step, num: int, max_len: int, temperature: float = 0.65,
     """Run a decoder ``step(x, state) -> (y, state)`` autoregressively from the start token ``(0, 0, 1, 0, 0)``.
 
     Returns ``stroke5 (num, max_len, 5)`` in normalised units (rows after the end are end rows) and
-    ``ended (num,)``: whether each sketch reached the end state.
+    ``ended (num,)``: whether each sketch reached the end state. The decoder runs only on unfinished sketches;
+    the mixture is still sampled for all ``num`` rows (finished ones from zero outputs, then discarded), so the
+    random stream, and with it every sketch, is the same as when all rows run.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
@@ -105,16 +108,23 @@ def sample_stroke5(step, num: int, max_len: int, temperature: float = 0.65,
     out = torch.zeros(num, max_len, 5)
     out[:, :, 4] = 1.0
     done = torch.zeros(num, dtype=torch.bool)
-    state = None
+    active = torch.arange(num)
+    y_all, state = None, None
     for t in range(max_len):
-        y, state = step(x, state)
-        row = mixture_sample(y, temperature, generator)
+        y, state = step(x[active], state)
+        if y_all is None:
+            y_all = torch.zeros(num, y.shape[1])
+        y_all.zero_()
+        y_all[active] = y
+        row = mixture_sample(y_all, temperature, generator)
         row[done] = out[done, t]  # finished sketches keep end rows
         out[:, t] = row
         done |= row[:, 4] > 0.5
         if bool(done.all()):
             break
         x = row
+        still = ~done[active]  # keep the state of the sketches that go on
+        active, state = active[still], tuple(s[still] for s in state)
     return out, done
 
 
@@ -183,7 +193,7 @@ def sample_baseline(folder: str | Path, num: int, out: str | Path, seed: int = 0
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.sketch_rnn", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m sketch_diffusion.sketch_rnn", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("sample", help="sample a .gen.json model (writes a corpus plus split file) or our trained "
                                       "baseline folder (writes sketches for evaluate.py --generated)")

@@ -3,7 +3,7 @@
 An LSTM reads stroke-5 rows ``(dx, dy, p_down, p_lift, p_end)`` (offsets divided by
 ``scale_factor``, the training set's offset standard deviation in pixels) and predicts the next row:
 3 pen logits and a ``num_mixtures``-component bivariate Gaussian mixture over ``(dx, dy)``, laid out
-like Google's sketch-rnn-js models so both sample through ``pipeline.sketch_rnn.sample_sketches``.
+like Google's sketch-rnn-js models so both sample through ``sketch_diffusion.sketch_rnn.sample_sketches``.
 """
 
 from __future__ import annotations
@@ -32,9 +32,11 @@ class SketchRNNDecoder(ModelMixin, ConfigMixin):
         return self.output(self.output_dropout(hidden)), state
 
     def step(self, x: torch.Tensor, state):
-        """One step for sampling: ``x (N, 5)`` -> ``(N, 3 + 6M)``."""
-        y, state = self(x[:, None], state)
-        return y[:, 0], state
+        """One step for sampling: ``x (N, 5)`` and ``state`` (None, or ``(h, c)`` each ``(N, H)``, batch first like
+        ``PretrainedSketchRNN.step``'s, so ``sample_stroke5`` can keep the rows of unfinished sketches) ->
+        ``(N, 3 + 6M)`` and the new state."""
+        y, (h, c) = self(x[:, None], None if state is None else (state[0][None], state[1][None]))  # nn.LSTM: (1, N, H)
+        return y[:, 0], (h[0], c[0])
 
     def loss(self, stroke5: torch.Tensor, lengths: torch.Tensor):
         """Negative log-likelihood of ``stroke5 (B, T, 5)`` targets with ``lengths (B,)`` real rows.

@@ -1,0 +1,28 @@
+"""Settings shared by training, evaluation and the benchmarks, each written once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def default_cache_dir() -> Path:
+    """Cache of Arrow datasets, Inception weights and features: ``$SKETCH_DIFFUSION_CACHE`` or
+    ``~/.cache/sketch_diffusion``."""
+    return Path(os.environ.get("SKETCH_DIFFUSION_CACHE", Path.home() / ".cache" / "sketch_diffusion"))
+
+
+# How drawings are rendered for FID/KID: Inception's input size, line width in output pixels.
+METRIC_RENDER = {"size": 299, "line_width": 3.0}
+
+# Sampling schedulers by the short names the command lines take.
+SAMPLING_SCHEDULERS = {"ddpm": "DDPMScheduler", "ddim": "DDIMScheduler", "dpm": "DPMSolverMultistepScheduler"}
+
+
+def scheduler_class(name: str):
+    """The diffusers scheduler class for a short name of ``SAMPLING_SCHEDULERS``."""
+    import diffusers
+
+    if name not in SAMPLING_SCHEDULERS:
+        raise ValueError(f"unknown scheduler {name!r}; choose one of {', '.join(SAMPLING_SCHEDULERS)}")
+    return getattr(diffusers, SAMPLING_SCHEDULERS[name])

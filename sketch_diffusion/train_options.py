@@ -1,0 +1,135 @@
+"""``train.py``'s command line: the recipe's options and their defaults, in one place.
+
+The defaults are the recipe of the shipped rabbit; ``--config`` takes a run's ``training_config.json`` as defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .settings import SAMPLING_SCHEDULERS
+from .training import add_data_arguments
+
+RUN_SPECIFIC_OPTIONS = {"output_dir", "resume_from_checkpoint", "export_only", "config", "debug_kill_at_step", "help"}
+
+
+def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
+    """``train.py``'s options: every flag with its default and help, validated (``parser.error`` names a bad one)."""
+    p = argparse.ArgumentParser(prog="train.py", description=description,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_data_arguments(p)
+
+    g = p.add_argument_group("model")
+    g.add_argument("--points-per-stroke", type=int, default=32, help="points each stroke is resampled to")
+    g.add_argument("--max-strokes", type=int, default=32, help="longest sketch; longer ones are filtered out")
+    g.add_argument("--hidden-size", type=int, default=192, help="width of the stroke transformer")
+    g.add_argument("--num-layers", type=int, default=4, help="layers of the stroke transformer")
+    g.add_argument("--num-heads", type=int, default=4, help="attention heads")
+    g.add_argument("--head-hidden-size", type=int, default=512, help="width of the denoiser MLP")
+    g.add_argument("--head-num-blocks", type=int, default=4, help="adaLN blocks of the denoiser")
+    g.add_argument("--head-conv-blocks", type=int, default=2,
+                   help="residual 1-D convolution blocks along the points after the denoiser MLP (0 = the plain "
+                        "MLP denoiser of the cat and bus releases)")
+    g.add_argument("--head-conv-channels", type=int, default=32, help="channels of those convolutions")
+    g.add_argument("--dropout", type=float, default=0.1, help="dropout in the stroke transformer")
+    g.add_argument("--context-dropout", type=float, default=0.1,
+                   help="fraction of strokes trained with the null context instead of their history, which "
+                        "enables classifier-free guidance at sampling time (0 = off)")
+    g.add_argument("--prediction-type", default="v_prediction", choices=("epsilon", "v_prediction", "sample"),
+                   help="what the denoiser predicts; v_prediction lets sampling start from pure noise")
+    g.add_argument("--num-train-timesteps", type=int, default=1000)
+    g.add_argument("--beta-schedule", default="squaredcos_cap_v2", help="DDPM beta schedule")
+    g.add_argument("--sampling-scheduler", default="dpm", choices=tuple(SAMPLING_SCHEDULERS),
+                   help="scheduler saved with the pipeline (another supported one can be swapped in later)")
+    g.add_argument("--guidance-scale", type=float, default=1.0,
+                   help="default classifier-free guidance scale saved with the pipeline (1.0 = none)")
+    g.add_argument("--simplify-epsilon", type=float, default=2.0,
+                   help="RDP tolerance (canvas pixels) saved with the pipeline: how generated strokes are "
+                        "simplified as history and in the output (the official files use 2)")
+
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--train-batch-size", type=int, default=64, help="sketches per step per device")
+    g.add_argument("--noise-draws", type=int, default=4, help="noise draws per stroke per step")
+    g.add_argument("--stop-loss-weight", type=float, default=0.1, help="weight of the stop head's BCE loss")
+    g.add_argument("--max-steps", type=int, default=None, help="optimizer steps (overrides --num-epochs)")
+    g.add_argument("--num-epochs", type=int, default=100)
+    g.add_argument("--max-train-minutes", type=float, default=None,
+                   help="stop (and export) after this much training time; the LR schedule still follows --max-steps")
+    g.add_argument("--gradient-accumulation-steps", type=int, default=1)
+    g.add_argument("--learning-rate", type=float, default=1e-3)
+    g.add_argument("--lr-scheduler", default="cosine",
+                   help="constant, constant_with_warmup, linear, cosine, ... (diffusers.optimization)")
+    g.add_argument("--lr-warmup-steps", type=int, default=200)
+    g.add_argument("--adam-beta1", type=float, default=0.9)
+    g.add_argument("--adam-beta2", type=float, default=0.99)
+    g.add_argument("--weight-decay", type=float, default=0.0)
+    g.add_argument("--max-grad-norm", type=float, default=1.0)
+    g.add_argument("--use-ema", action=argparse.BooleanOptionalAction, default=True, help="keep an EMA of the weights")
+    g.add_argument("--ema-max-decay", type=float, default=0.999)
+    g.add_argument("--mixed-precision", default=None, choices=("no", "fp16", "bf16"),
+                   help="default: accelerate config's choice")
+    g.add_argument("--seed", type=int, default=0)
+
+    g = p.add_argument_group("validation")
+    g.add_argument("--validation-size", type=int, default=0,
+                   help="hold out this many training drawings (chosen with --seed) and log their loss (0 = none)")
+    g.add_argument("--validation-interval", type=int, default=250, help="log the validation loss every N steps")
+
+    g = p.add_argument_group("output")
+    g.add_argument("--output-dir", required=True, help="pipeline folder to write (also holds checkpoints, samples, logs)")
+    g.add_argument("--checkpointing-steps", type=int, default=500, help="save a checkpoint every N steps")
+    g.add_argument("--checkpoints-total-limit", type=int, default=3, help="how many checkpoints to keep")
+    g.add_argument("--resume-from-checkpoint", help="'latest' or a checkpoint folder")
+    g.add_argument("--export-only", action="store_true",
+                   help="with --resume-from-checkpoint: write the pipeline folder from that checkpoint and exit")
+    g.add_argument("--sample-interval", type=int, default=500, help="render samples every N steps (0 = never)")
+    g.add_argument("--num-samples", type=int, default=16, help="sketches per sample grid")
+    g.add_argument("--logger", default="auto", choices=("auto", "tensorboard", "none"),
+                   help="Accelerate tracker; auto = tensorboard when installed")
+    g.add_argument("--config", help="a run's training_config.json: its options become the defaults and the flags "
+                                    "given here override them (e.g. to export one of the run's checkpoints)")
+    g.add_argument("--debug-kill-at-step", type=int, default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.config:
+        p.set_defaults(**read_run_config(args.config, p))
+        args = p.parse_args(argv)
+    for name in ("train_batch_size", "noise_draws", "points_per_stroke", "max_strokes", "checkpointing_steps",
+                 "gradient_accumulation_steps", "num_epochs", "checkpoints_total_limit", "validation_interval",
+                 "head_conv_channels"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.max_steps is not None and args.max_steps < 1:
+        p.error("--max-steps must be at least 1")
+    for name in ("validation_size", "head_conv_blocks"):
+        if getattr(args, name) < 0:
+            p.error(f"--{name.replace('_', '-')} must be >= 0")
+    if args.export_only and not args.resume_from_checkpoint:
+        p.error("--export-only needs --resume-from-checkpoint")
+    if not 0.0 <= args.context_dropout < 1.0:
+        p.error(f"--context-dropout must be in [0, 1), got {args.context_dropout}")
+    if args.simplify_epsilon < 0:
+        p.error(f"--simplify-epsilon must be >= 0, got {args.simplify_epsilon}")
+    if args.guidance_scale < 0:
+        p.error(f"--guidance-scale must be >= 0, got {args.guidance_scale}")
+    if args.guidance_scale != 1.0 and args.context_dropout == 0:
+        p.error("--guidance-scale other than 1.0 needs --context-dropout > 0 (the null context is never trained otherwise)")
+    return args
+
+
+def read_run_config(path: str, parser: argparse.ArgumentParser) -> dict:
+    """The options saved in a run's ``training_config.json`` that this parser knows, less the run-specific ones
+    (output folder, resuming, export); options this train.py does not have are reported and skipped."""
+    try:
+        saved = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        parser.error(f"--config {path}: cannot read a training config ({err})")
+    if not isinstance(saved, dict):
+        parser.error(f"--config {path}: expected a JSON object of options, got {type(saved).__name__}")
+    known = {action.dest for action in parser._actions} - RUN_SPECIFIC_OPTIONS
+    stale = sorted(set(saved) - known - RUN_SPECIFIC_OPTIONS)
+    if stale:
+        print(f"--config {path}: skipping options this train.py does not have: {', '.join(stale)}", file=sys.stderr)
+    return {k: v for k, v in saved.items() if k in known}
