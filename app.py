@@ -34,6 +34,7 @@ CATEGORIES = ("cat", "bus", "rabbit")
 LIMITS = {"num_sketches": (1, 16), "steps": (5, 50), "temperature": (0.2, 1.5), "guidance": (1.0, 5.0),
           "seed": (0, 2**31 - 1)}
 CANVAS_PX = 256  # the drawing canvas in the page; strokes are mapped to the 0..255 sketch canvas
+MAX_CANVAS_STROKES, MAX_STROKE_POINTS = 64, 5000  # a completion request's bounds
 
 
 def model_sources() -> dict[str, str]:
@@ -158,11 +159,18 @@ def parse_strokes(strokes_json: str) -> list[np.ndarray]:
         raise gr.Error(f"The strokes are not valid JSON: {exc}") from None
     if not isinstance(strokes, list) or not strokes:
         raise gr.Error("Draw at least one stroke on the canvas first.")
+    if len(strokes) > MAX_CANVAS_STROKES:
+        raise gr.Error(f"The canvas holds {len(strokes)} strokes; at most {MAX_CANVAS_STROKES} can be continued.")
     arrays = []
     for i, stroke in enumerate(strokes):
-        arr = np.asarray(stroke, dtype=np.float32) if isinstance(stroke, list) else np.zeros((0,))
-        if arr.ndim != 2 or arr.shape[1] != 2 or len(arr) == 0:
-            raise gr.Error(f"Stroke {i + 1} must be a list of [x, y] points.")
+        try:
+            arr = np.asarray(stroke, dtype=np.float32) if isinstance(stroke, list) else np.zeros((0,))
+        except (TypeError, ValueError):
+            arr = np.zeros((0,))
+        if arr.ndim != 2 or arr.shape[1] != 2 or not 0 < len(arr) <= MAX_STROKE_POINTS:
+            raise gr.Error(f"Stroke {i + 1} must be a list of 1 to {MAX_STROKE_POINTS:,} [x, y] points.")
+        if not np.isfinite(arr).all():
+            raise gr.Error(f"Stroke {i + 1} has coordinates that are not finite numbers.")
         arrays.append(np.clip(arr, 0, 255))
     return arrays
 

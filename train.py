@@ -26,7 +26,7 @@ import torch
 
 from pipeline.modeling_stroke_diffusion import StrokeDiffusionModel
 from sketch_diffusion.fileio import append_jsonl, write_json_atomic
-from sketch_diffusion.provenance import library_versions
+from sketch_diffusion.provenance import library_versions, weights_sha256
 from sketch_diffusion.train_options import parse_args
 from sketch_diffusion.training import (EMA_FOLDER, DiffusionObjective, augment, batch_indices,
                                        build_model, build_schedulers, hardware, load_training_data, make_pipeline,
@@ -151,6 +151,7 @@ def main(argv=None) -> None:
                       wall_time_seconds=round(wall_seconds, 1), ema=args.use_ema, hardware=hardware(accelerator),
                       libraries=library_versions(),
                       parameters=sum(p.numel() for p in unwrapped_model().parameters()),
+                      weights_sha256=weights_sha256(output_dir),
                       date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         write_json_atomic(output_dir / "provenance.json", record)
         logger.info("saved the pipeline to %s", output_dir)

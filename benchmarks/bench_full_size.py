@@ -30,6 +30,24 @@ def timed(label, fn):
     return result
 
 
+def run_with_peak_memory(command) -> float:
+    """Run ``command`` to completion; return its peak resident memory in MiB, sampled every 50 ms (a child's own
+    ``ru_maxrss`` would start from this process's, which it inherits across fork and exec)."""
+    import psutil
+
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    watched, peak = psutil.Process(process.pid), 0
+    while process.poll() is None:
+        try:
+            peak = max(peak, watched.memory_info().rss)
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.05)
+    if process.wait() != 0:
+        raise RuntimeError(f"{' '.join(command)} failed: {process.stderr.read().decode()[-2000:]}")
+    return peak / 2**20
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--drawings", type=int, default=155_288)
@@ -62,10 +80,9 @@ def main():
                        split_arg, "--output-dir", str(tmp / "run"), "--cache-dir", str(tmp / "train_cache"),
                        "--max-steps", str(args.steps), "--sample-interval", "0", "--checkpointing-steps", "1000000"]
             start = time.perf_counter()
-            subprocess.run(command, check=True, capture_output=True)
-            peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-            print(f"{'train.py --split ' + ('FILE (12,000)' if split_arg != 'all' else 'all') + f', {args.steps} step(s), from a cold cache':62s} "
-                  f"{time.perf_counter() - start:7.1f} s  (peak memory of the train.py runs so far {peak:.0f} MiB)")
+            peak = run_with_peak_memory(command)
+            label = f"train.py --split {'FILE (12,000)' if split_arg != 'all' else 'all'}, {args.steps} step(s), cold cache"
+            print(f"{label:62s} {time.perf_counter() - start:7.1f} s  (peak memory {peak:.0f} MiB)")
     print(f"machine: {machine()}")
 
 

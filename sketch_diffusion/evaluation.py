@@ -24,8 +24,7 @@ from .download import resolve_data_file
 from .fileio import file_digest, write_bytes_atomic, write_json_atomic
 from .metrics import (fid_kid_from_features, images_digest, inception_extractor, inception_features,
                       inception_weights, wasserstein_1d)
-from .provenance import library_versions
-from .release import weights_sha256
+from .provenance import library_versions, weights_sha256
 from .settings import METRIC_RENDER, default_cache_dir, scheduler_class
 
 logger = logging.getLogger("evaluate")

@@ -23,7 +23,8 @@ import tempfile
 import urllib.parse
 from pathlib import Path
 
-from .fileio import file_digest, write_bytes_atomic, write_text_atomic
+from .fileio import write_bytes_atomic, write_text_atomic
+from .provenance import weights_sha256
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "model_cards" / "template.md"
 EXCLUDED = {"checkpoints", "logs", "samples"}
@@ -33,13 +34,6 @@ STAGING_MARKER = ".staged-by-pipeline-release"  # marks a folder that ``stage`` 
 
 def _load_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
-
-
-def weights_sha256(model_dir: str | os.PathLike) -> str:
-    """sha256 of a pipeline folder's transformer weights: what ``metrics.json`` records it was computed for."""
-    from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
-
-    return file_digest(Path(model_dir) / "transformer" / SAFETENSORS_WEIGHTS_NAME)
 
 
 def load_metrics(model_dir: str | os.PathLike) -> dict | None:

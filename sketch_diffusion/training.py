@@ -161,11 +161,12 @@ class DiffusionObjective(torch.nn.Module):
 
         x0 = strokes[valid].repeat(draws, 1, 1)  # (N, P, 2): draw-major, then sketch, then stroke
         cond = context[:, :s][valid].repeat(draws, 1)
-        per_sketch = [(torch.randn(draws, int(n), p, 2, generator=g), torch.randint(0, num_timesteps, (draws, int(n)), generator=g),
-                       torch.rand(draws, int(n), generator=g)) for g, n in zip(generators, lengths.tolist())]
+        per_sketch = [(torch.randn(draws, n, p, 2, generator=g), torch.randint(0, num_timesteps, (draws, n), generator=g),
+                       torch.rand(draws, n, generator=g)) for g, n in zip(generators, lengths.tolist())]
         noise, t, u = (torch.cat(parts, dim=1).flatten(0, 1).to(device) for parts in zip(*per_sketch))
         if self.training and self.model.config.context_dropout > 0:
-            cond = torch.where((u < self.model.config.context_dropout)[:, None], self.model.null_context.to(cond.dtype), cond)
+            dropped = (u < self.model.config.context_dropout)[:, None]
+            cond = torch.where(dropped, self.model.null_context.to(cond.dtype), cond)
         noisy = self.noise_scheduler.add_noise(x0, noise, t)
         kind = self.noise_scheduler.config.prediction_type
         if kind == "epsilon":

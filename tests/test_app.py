@@ -191,3 +191,17 @@ def test_request_folders_do_not_pile_up(monkeypatch, tmp_path):
     monkeypatch.setattr(app, "OUTPUT_ROOT", tmp_path)
     folders = [app.request_folder() for _ in range(app.KEEP_REQUEST_FOLDERS + 10)]
     assert sorted(tmp_path.iterdir()) == folders[-app.KEEP_REQUEST_FOLDERS:]
+
+
+@pytest.mark.parametrize("strokes, message", [
+    ('[[["a", "b"], ["c", "d"]]]', "Stroke 1 must be a list of 1 to 5,000"),
+    ("[[[1, 2], [3]]]", "Stroke 1 must be a list of 1 to 5,000"),
+    (json.dumps([[[1, 2]] * 6000]), "Stroke 1 must be a list of 1 to 5,000"),
+    (json.dumps([[[1, 2], [3, 4]]] * 65), "at most 64"),
+    ("[[[1e999, 2], [3, 4]]]", "not finite"),
+])
+def test_api_completion_names_the_bad_stroke(space, strokes, message):
+    from gradio_client import Client
+
+    with pytest.raises(Exception, match=message):
+        Client(space, verbose=False).predict("cat", strokes, 1, False, 5, 1.0, 2.0, api_name="/complete")

@@ -176,3 +176,8 @@ def test_a_deeply_nested_json_line_is_named_not_a_traceback(tmp_path):
     path.write_text("[" * 100_000 + "]" * 100_000 + "\n")
     with pytest.raises(ValueError, match="deep.ndjson, line 1: not a drawing record"):
         list(read_drawings(path))
+
+
+def test_image_size_is_bounded(tiny_pipeline):
+    with pytest.raises(ValueError, match="image_size must be between 8 and 4096"):
+        tiny_pipeline(num_sketches=1, image_size=100_000)

@@ -296,3 +296,4 @@ def test_concurrent_calls_on_one_pipeline_draw_what_each_would_alone():
     with ThreadPoolExecutor(max_workers=8) as pool:
         together = list(pool.map(draw, [seed % 4 for seed in range(16)]))
     assert together == [alone[seed % 4] for seed in range(16)]
+

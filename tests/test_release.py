@@ -143,7 +143,8 @@ def test_staging_twice_replaces_the_earlier_staging(tmp_path):
 
 def test_metrics_of_earlier_weights_are_never_released(tmp_path):
     """Retraining into a folder leaves the old metrics.json; the card must not put its FID beside the new weights."""
-    from sketch_diffusion.release import build_model_card, stage, weights_sha256
+    from sketch_diffusion.provenance import weights_sha256
+    from sketch_diffusion.release import build_model_card, stage
 
     model = released_folder(tmp_path / "m")
     torch.manual_seed(1)

@@ -35,8 +35,8 @@ from .representation import (CANVAS_SIZE, as_stroke_list, canvas_fit, raw_to_sim
 DEFAULT_NUM_INFERENCE_STEPS = 10  # DPM-Solver++ steps per stroke
 CORRUPTED = "the model produced NaN or infinite {what}: its weights are likely corrupted (re-download the folder)"
 MAX_SKETCHES_PER_CALL = 10_000  # one batch's canvas state; draw more in several calls
-# Schedulers that sample the discrete-time DDPM process the model was trained on and draw sketches like the saved
-# DPM-Solver++ (benchmarks/check_schedulers.py); Heun, KDPM2-ancestral, IPNDM, the EDM and flow-matching ones do not.
+# Schedulers that sample the discrete-time DDPM process the model was trained on and, tried on the rabbit, draw
+# sketches like the saved DPM-Solver++; Heun, KDPM2-ancestral, IPNDM, the EDM and flow-matching ones do not.
 SUPPORTED_SCHEDULERS = frozenset({
     "DDPMScheduler", "DDIMScheduler", "DPMSolverMultistepScheduler", "DPMSolverSinglestepScheduler",
     "DEISMultistepScheduler", "UniPCMultistepScheduler", "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler",
@@ -100,7 +100,7 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
     # ------------------------------------------------------------------ inputs
 
     def check_inputs(self, num_sketches, num_inference_steps, guidance_scale, temperature, max_strokes,
-                     prefix_strokes, generator, output_type, stroke_format) -> list:
+                     prefix_strokes, generator, output_type, stroke_format, image_size) -> list:
         """Validate a call's arguments (a ``ValueError`` names the argument); return the prefix as ``(n, 2)`` arrays."""
         scheduler_name = type(self.scheduler).__name__
         if scheduler_name not in SUPPORTED_SCHEDULERS:
@@ -126,6 +126,8 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
             raise ValueError(f"output_type must be 'pil' or 'np', got {output_type!r}")
         if stroke_format not in ("simplified", "raw"):
             raise ValueError(f"stroke_format must be 'simplified' or 'raw', got {stroke_format!r}")
+        if not 8 <= _positive_int(image_size, "image_size") <= 4096:
+            raise ValueError(f"image_size must be between 8 and 4096 pixels, got {image_size}")
         if prefix_strokes is None:
             return []
         prefix = as_stroke_list(prefix_strokes, "prefix_strokes")
@@ -153,16 +155,16 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
         Returns ``(N, P, 2)`` points in [-1, 1] and, if asked, the ``(steps + 1, N, P, 2)`` trajectory.
         """
         sample = randn_tensor((context.shape[0], self.transformer.config.points_per_stroke, 2), generator=generator,
-                              device=context.device, dtype=context.dtype)
+                              device=context.device, dtype=self.transformer.dtype)
         sample = sample * scheduler.init_noise_sigma * temperature
         scheduler.set_timesteps(num_inference_steps, device=context.device)
         step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
         trajectory = [sample] if return_trajectory else None
         for t in scheduler.timesteps:
             model_input = scheduler.scale_model_input(sample, t)
-            model_output = self.transformer(model_input, t, context)
+            model_output = self.transformer(model_input, t, context).to(sample.dtype)
             if guidance_scale != 1.0:  # the unconditional pass shares one conditioning row, so it costs less
-                uncond = self.transformer(model_input, t, None)
+                uncond = self.transformer(model_input, t, None).to(sample.dtype)
                 model_output = uncond + guidance_scale * (model_output - uncond)
             sample = scheduler.step(model_output, t, sample, **step_kwargs).prev_sample
             if return_trajectory:
@@ -220,7 +222,7 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
         max_strokes = config.max_strokes if max_strokes is None else max_strokes
         guidance_scale = self.config.default_guidance_scale if guidance_scale is None else guidance_scale
         prefix = self.check_inputs(num_sketches, num_inference_steps, guidance_scale, temperature, max_strokes,
-                                   prefix_strokes, generator, output_type, stroke_format)
+                                   prefix_strokes, generator, output_type, stroke_format, image_size)
         device, dtype = self._execution_device, self.transformer.dtype
         epsilon = self.config.simplify_epsilon
         scheduler = copy.deepcopy(self.scheduler)  # schedulers keep per-call state: concurrent calls each get one
@@ -248,11 +250,11 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
                 active, context = active[~stop], context[~stop]
             if len(active) == 0:
                 break
-            new, trajectory = self.denoise_stroke(scheduler, context, num_inference_steps, guidance_scale, generator,
-                                                  temperature, return_trajectories)
+            new, trajectory = self.denoise_stroke(scheduler, context, num_inference_steps, guidance_scale,
+                                                  generator, temperature, return_trajectories)
             # the history encoder reads strokes in the piecewise-linear form of its training data
-            new = torch.from_numpy(simplify_normalized(new.float().cpu().numpy(), epsilon)).to(device=device, dtype=dtype)
-            strokes[active, k] = new
+            new = simplify_normalized(new.float().cpu().numpy(), epsilon)
+            strokes[active, k] = torch.from_numpy(new).to(device=device, dtype=dtype)
             lengths[active] += 1
             if return_trajectories:
                 for j, i in enumerate(active.tolist()):
