@@ -25,9 +25,9 @@ import numpy as np
 import torch
 
 from pipeline.pipeline_stroke_diffusion import DEFAULT_NUM_INFERENCE_STEPS
-from sketch_diffusion.release import data_notice
 from pipeline.rendering import image_grid, render_svg, sketch_gif, sketches_gif
 from sketch_diffusion.data import to_ndjson_record
+from sketch_diffusion.release import data_notice
 
 REPO = Path(__file__).resolve().parent
 CATEGORIES = ("cat", "bus", "rabbit")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from common import SHARED, machine
 
-from sketch_diffusion.data import read_drawings, record_strokes
 from pipeline.representation import strokes_to_normalized, strokes_to_stroke3
+from sketch_diffusion.data import read_drawings, record_strokes
 
 
 def main():
