@@ -2,8 +2,8 @@
 
 A *record* is one drawing in the official schema (``word, countrycode, timestamp, recognized,
 key_id, drawing``); ``drawing`` is a list of strokes ``[xs, ys]`` (simplified: integers 0..255) or
-``[xs, ys, ts]`` (raw: floats plus milliseconds). Line numbers are 1-based in messages; split
-indices are 0-based line numbers, as in the official files.
+``[xs, ys, ts]`` (raw: floats plus milliseconds). Messages give the 1-based line number and the 0-based
+index; split indices are 0-based line numbers, as in the official files.
 
 Command line: ``python -m sketch_diffusion.data --help``.
 """
@@ -148,7 +148,7 @@ def read_drawings(path: str | os.PathLike, errors: str = "raise", kind: str = "a
                         problem = "not a drawing record (JSON nested too deeply)"
                 if problem is not None:
                     if errors == "raise":
-                        raise QuickDrawFormatError(f"{path}, line {line_no + 1}: {problem}")
+                        raise QuickDrawFormatError(f"{path}, line {line_no + 1} (index {line_no}): {problem}")
                     report.skip(re.sub(r"^stroke \d+:? ", "stroke: ", problem).split(" (")[0])
                     continue
                 report.num_read += 1

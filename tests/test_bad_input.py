@@ -65,7 +65,7 @@ def test_skipped_records_are_counted_by_what_is_wrong(tmp_path):
     report = ReadReport()
     assert len(list(read_drawings(path, errors="skip", report=report))) == 2
     assert report.skipped_reasons == {"stroke: x outside 0..255": 1}
-    with pytest.raises(ValueError, match=r"f.ndjson, line 2: stroke 1: x outside 0..255"):
+    with pytest.raises(ValueError, match=r"f.ndjson, line 2 \(index 1\): stroke 1: x outside 0..255"):
         list(read_drawings(path))
 
 
@@ -174,7 +174,7 @@ def test_a_deeply_nested_json_line_is_named_not_a_traceback(tmp_path):
 
     path = tmp_path / "deep.ndjson"
     path.write_text("[" * 100_000 + "]" * 100_000 + "\n")
-    with pytest.raises(ValueError, match="deep.ndjson, line 1: not a drawing record"):
+    with pytest.raises(ValueError, match=r"deep.ndjson, line 1 \(index 0\): not a drawing record"):
         list(read_drawings(path))
 
 

@@ -42,7 +42,7 @@ def test_reads_real_simplified_and_raw_samples(category):
 
 @needs_shared
 def test_simplified_sample_rejected_as_raw():
-    with pytest.raises(QuickDrawFormatError, match=r"line 1: stroke 0 has 2 lists; raw strokes"):
+    with pytest.raises(QuickDrawFormatError, match=r"line 1 \(index 0\): stroke 0 has 2 lists; raw strokes"):
         list(read_drawings(simplified_sample("cat"), kind="raw"))
 
 
