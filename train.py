@@ -185,7 +185,7 @@ def main(argv=None) -> None:
             batch = augment(strokes[idx], lengths[idx], args.augment, generators).to(accelerator.device)
             batch_lengths = lengths[idx].to(accelerator.device)
             # the global batch's counts, per process: DDP's average of the processes' losses is then the global mean
-            counts = torch.stack([batch_lengths.sum() * args.noise_draws, (batch_lengths + 1).sum()]).float()
+            counts = accelerator.unwrap_model(objective).counts(batch_lengths)
             normalizers = accelerator.reduce(counts, reduction="sum") / accelerator.num_processes
             with accelerator.accumulate(objective), accelerator.autocast():
                 loss, denoise_loss, stop_loss = objective(batch, batch_lengths, generators, normalizers)

@@ -92,8 +92,7 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
 
     def __init__(self, transformer, scheduler, default_guidance_scale: float = 1.0, simplify_epsilon: float = 2.0):
         super().__init__()
-        if not (isinstance(simplify_epsilon, (int, float)) and np.isfinite(simplify_epsilon) and simplify_epsilon >= 0):
-            raise ValueError(f"simplify_epsilon must be a number of canvas pixels >= 0, got {simplify_epsilon!r}")
+        _number_at_least(simplify_epsilon, 0, "simplify_epsilon (canvas pixels)")
         self.register_modules(transformer=transformer, scheduler=scheduler)
         self.register_to_config(default_guidance_scale=default_guidance_scale, simplify_epsilon=simplify_epsilon)
 
@@ -155,16 +154,16 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
         Returns ``(N, P, 2)`` points in [-1, 1] and, if asked, the ``(steps + 1, N, P, 2)`` trajectory.
         """
         sample = randn_tensor((context.shape[0], self.transformer.config.points_per_stroke, 2), generator=generator,
-                              device=context.device, dtype=self.transformer.dtype)
+                              device=context.device, dtype=context.dtype)
         sample = sample * scheduler.init_noise_sigma * temperature
         scheduler.set_timesteps(num_inference_steps, device=context.device)
         step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
         trajectory = [sample] if return_trajectory else None
         for t in scheduler.timesteps:
             model_input = scheduler.scale_model_input(sample, t)
-            model_output = self.transformer(model_input, t, context).to(sample.dtype)
+            model_output = self.transformer(model_input, t, context)
             if guidance_scale != 1.0:  # the unconditional pass shares one conditioning row, so it costs less
-                uncond = self.transformer(model_input, t, None).to(sample.dtype)
+                uncond = self.transformer(model_input, t, None)
                 model_output = uncond + guidance_scale * (model_output - uncond)
             sample = scheduler.step(model_output, t, sample, **step_kwargs).prev_sample
             if return_trajectory:

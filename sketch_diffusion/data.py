@@ -342,17 +342,17 @@ def resolve_split(data_file: str | os.PathLike, category: str | None, split: str
     """
     if split not in (None, "official", "all"):
         return load_split(split), f"file {split}"
-    official = category in OFFICIAL_FILES and is_official_file(data_file, category)
     if split is None:
-        split = "official" if official else "all"
+        split = "official" if is_official_file(data_file, category) else "all"
         if split == "all":
             logger.warning("%s is not the official %s file: using all its drawings for training, no test set. "
                            "Pass --split FILE.json to hold drawings out.", data_file, category)
-    if split == "official":
+    elif split == "official":
         official_file(category)  # an unknown category raises a clear error
-        if not official:
+        if not is_official_file(data_file, category):
             raise ValueError(f"--split official: {data_file} is not the official {category} file (its content "
                              "differs), so the official split's line numbers do not apply to it; pass --split FILE.json")
+    if split == "official":
         return official_split(category), f"official {category} split (regenerated, seed {OFFICIAL_FILES[category].split_seed})"
     with open_text(data_file) as f:
         num_lines = sum(1 for _ in f)

@@ -54,10 +54,15 @@ def official_file(category: str) -> OfficialFile:
         ) from None
 
 
-def is_official_file(path: str | os.PathLike, category: str) -> bool:
-    """Whether ``path`` is the official simplified file of ``category``: its git blob sha1 is the known one."""
+def is_official_blob(blob_sha1: str, category: str) -> bool:
+    """Whether a file whose git blob sha1 is ``blob_sha1`` is the official simplified file of ``category``."""
     spec = OFFICIAL_FILES.get(category)
-    return spec is not None and git_blob_sha1(path) == spec.git_blob_sha1
+    return spec is not None and blob_sha1 == spec.git_blob_sha1
+
+
+def is_official_file(path: str | os.PathLike, category: str) -> bool:
+    """Whether ``path`` is the official simplified file of ``category`` (``is_official_blob`` of its content)."""
+    return category in OFFICIAL_FILES and is_official_blob(git_blob_sha1(path), category)
 
 
 class DownloadError(OSError):

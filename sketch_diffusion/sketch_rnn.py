@@ -108,13 +108,10 @@ def sample_stroke5(step, num: int, max_len: int, temperature: float = 0.65,
     out = torch.zeros(num, max_len, 5)
     out[:, :, 4] = 1.0
     done = torch.zeros(num, dtype=torch.bool)
-    active = torch.arange(num)
-    y_all, state = None, None
+    active, state = torch.arange(num), None
     for t in range(max_len):
         y, state = step(x[active], state)
-        if y_all is None:
-            y_all = torch.zeros(num, y.shape[1])
-        y_all.zero_()
+        y_all = y.new_zeros(num, y.shape[1])
         y_all[active] = y
         row = mixture_sample(y_all, temperature, generator)
         row[done] = out[done, t]  # finished sketches keep end rows

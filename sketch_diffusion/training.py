@@ -26,7 +26,7 @@ from pipeline.rendering import image_grid, png_bytes, sketches_gif
 from pipeline.representation import pack_sketches
 
 from .data import load_split_sketches, resolve_split
-from .download import is_official_file, resolve_data_file
+from .download import is_official_blob, resolve_data_file
 from .fileio import file_digest, git_blob_sha1, write_bytes_atomic, write_json_atomic
 from .settings import default_cache_dir, scheduler_class
 
@@ -61,10 +61,11 @@ def load_training_sketches(args) -> tuple[list, dict]:
     train = load_split_sketches(data_file, split, Path(args.cache_dir) / "datasets", word=args.category)["train"]
     if not train:
         raise ValueError(f"the split ({split_source}) selects no training drawings from {data_file}")
+    blob = git_blob_sha1(data_file)
     provenance = {
         "data_file": {"path": str(data_file), "bytes": os.path.getsize(data_file),
-                      "sha1": file_digest(data_file, "sha1"), "git_blob_sha1": git_blob_sha1(data_file),
-                      "official": is_official_file(data_file, args.category)},
+                      "sha1": file_digest(data_file, "sha1"), "git_blob_sha1": blob,
+                      "official": is_official_blob(blob, args.category)},
         "split": {"source": split_source, "train": len(split["train"]), "test": len(split["test"])},
     }
     return train, provenance
@@ -142,6 +143,11 @@ class DiffusionObjective(torch.nn.Module):
         self.model, self.noise_scheduler = model, noise_scheduler
         self.noise_draws, self.stop_loss_weight = noise_draws, stop_loss_weight
 
+    def counts(self, lengths: torch.Tensor) -> torch.Tensor:
+        """``(2,)`` float: the noised strokes and the stop decisions that the losses of sketches with ``lengths (B,)``
+        average over."""
+        return torch.stack([lengths.sum() * self.noise_draws, (lengths + 1).sum()]).float()
+
     def forward(self, strokes: torch.Tensor, lengths: torch.Tensor, generators: list, normalizers=None):
         """Teacher-forced loss of ``strokes (B, S, P, 2)`` in [-1, 1] with ``lengths (B,)``.
 
@@ -149,8 +155,8 @@ class DiffusionObjective(torch.nn.Module):
         uniform timesteps, and in training mode a ``context_dropout`` fraction of them sees the model's null context
         instead of its history. Each sketch's noise, timesteps and dropout come from its own CPU generator
         (``generators``, one per sketch). The losses are means over this batch's noised strokes and stop
-        decisions, or their sums divided by ``normalizers = (strokes, decisions)``: with the global batch's counts
-        divided by the number of processes, the average over processes (what DDP takes) is the global mean.
+        decisions, or their sums divided by ``normalizers`` (``counts`` of the global batch divided by the number
+        of processes: the average over processes, which DDP takes, is then the global mean).
         Returns ``(total, denoising_loss, stop_loss)``.
         """
         device, (s, p) = strokes.device, strokes.shape[1:3]
@@ -181,7 +187,7 @@ class DiffusionObjective(torch.nn.Module):
         stop_target = (positions[None, :] == lengths[:, None]).float()
         stop_logits = self.model.stop_logits(context).float()
         stop_bce = F.binary_cross_entropy_with_logits(stop_logits[stop_mask], stop_target[stop_mask], reduction="none")
-        strokes_count, decisions_count = normalizers if normalizers is not None else (len(squared_error), len(stop_bce))
+        strokes_count, decisions_count = self.counts(lengths) if normalizers is None else normalizers
         denoise_loss, stop_loss = squared_error.sum() / strokes_count, stop_bce.sum() / decisions_count
         return denoise_loss + self.stop_loss_weight * stop_loss, denoise_loss, stop_loss
 
