@@ -6,9 +6,10 @@
 Writes a Hub-ready pipeline folder (EMA weights) to --output-dir, with ``training_config.json``,
 ``provenance.json``, checkpoints under ``checkpoints/``, samples under ``samples/`` and the loss logs
 under ``logs/`` (``train_log.jsonl``; ``validation_log.jsonl`` with ``--validation-size``). Runs unchanged
-on CPU, one GPU (``--mixed-precision bf16``), several GPUs (``accelerate launch --multi_gpu --num_processes N``)
+on CPU, one GPU, several GPUs (``accelerate launch --multi_gpu --num_processes N``)
 and several CPU processes (``torchrun --standalone --nproc_per_node N train.py ...``, over gloo); a global batch
 gives the same updates whatever the process count. Interrupted runs resume with ``--resume-from-checkpoint latest``.
+The forward pass runs under bfloat16 autocast where the device computes it natively (``--mixed-precision auto``).
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from pipeline.modeling_stroke_diffusion import StrokeDiffusionModel
 from sketch_diffusion.fileio import append_jsonl, write_json_atomic
 from sketch_diffusion.provenance import library_versions, weights_sha256
 from sketch_diffusion.train_options import parse_args
-from sketch_diffusion.training import (EMA_FOLDER, DiffusionObjective, augment, batch_indices,
-                                       build_model, build_schedulers, hardware, load_training_data, make_pipeline,
-                                       render_samples, resolve_resume, save_checkpoint, sketch_generators,
+from sketch_diffusion.training import (EMA_FOLDER, DiffusionObjective, augment, batch_indices, build_model,
+                                       build_schedulers, hardware, load_training_data, make_pipeline, render_samples,
+                                       resolve_mixed_precision, resolve_resume, save_checkpoint, sketch_generators,
                                        validation_loss, verify_checkpoint)
 
 logger = logging.getLogger("train")
@@ -46,6 +47,7 @@ def main(argv=None) -> None:
     from tqdm.auto import tqdm
 
     args = parse_args(argv, description=__doc__.split("\n")[0])
+    args.mixed_precision = resolve_mixed_precision(args.mixed_precision)  # saved resolved in training_config.json
     output_dir = Path(args.output_dir)
     checkpoint_dir = output_dir / "checkpoints"
     log_with = args.logger
@@ -87,7 +89,7 @@ def main(argv=None) -> None:
                                                 * args.gradient_accumulation_steps))
     max_steps = args.max_steps or args.num_epochs * steps_per_epoch
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
-                                  weight_decay=args.weight_decay)
+                                  weight_decay=args.weight_decay, foreach=True)
     lr_scheduler = get_scheduler(args.lr_scheduler, optimizer, num_warmup_steps=args.lr_warmup_steps,
                                  num_training_steps=max_steps)
     objective = DiffusionObjective(model, noise_scheduler, args.noise_draws, args.stop_loss_weight)
@@ -187,8 +189,9 @@ def main(argv=None) -> None:
             # the global batch's counts, per process: DDP's average of the processes' losses is then the global mean
             counts = accelerator.unwrap_model(objective).counts(batch_lengths)
             normalizers = accelerator.reduce(counts, reduction="sum") / accelerator.num_processes
-            with accelerator.accumulate(objective), accelerator.autocast():
-                loss, denoise_loss, stop_loss = objective(batch, batch_lengths, generators, normalizers)
+            with accelerator.accumulate(objective):
+                with accelerator.autocast():  # the forward pass only; the backward follows the forward's dtypes
+                    loss, denoise_loss, stop_loss = objective(batch, batch_lengths, generators, normalizers)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(objective.parameters(), args.max_grad_norm)

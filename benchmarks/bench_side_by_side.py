@@ -16,6 +16,7 @@ from pipeline.rendering import image_grid, render_svg, sketches_gif
 from sketch_diffusion.data import to_ndjson_record
 from sketch_diffusion.evaluation import default_inference_steps, sample_in_batches
 from sketch_diffusion.sketch_rnn import PretrainedSketchRNN, sample_sketches
+from sketch_diffusion.training import resolve_mixed_precision
 
 
 def timed(label, fn, num):
@@ -83,8 +84,10 @@ def main():
         print(f"{'(d) a 4-sketch Space request (pipeline, GIF, grid, downloads)':52s} "
               f"{sorted(seconds)[2]:7.2f} s median of 5 (min {min(seconds):.2f}, max {max(seconds):.2f})")
     if args.training_steps:
-        rate = training_steps_per_second(args.training_steps, 64)
-        print(f"{'(e) training, default recipe, batch 64':52s} {rate:7.2f} steps/s  ({64 * rate:.0f} sketches/s)")
+        for precision in dict.fromkeys(["no", resolve_mixed_precision("auto")]):
+            rate = training_steps_per_second(args.training_steps, 64, precision)
+            print(f"{f'(e) training, default recipe, batch 64, autocast {precision}':52s} {rate:7.2f} steps/s  "
+                  f"({64 * rate:.0f} sketches/s)")
 
 
 if __name__ == "__main__":

@@ -13,17 +13,17 @@ FIRST25=$SHARED/quickdraw/samples/official_simplified_first25
     --model $SHARED/sketchrnn_models/rabbit.gen.json --num 12000 --seed 0 --out data/rabbit_sketchrnn.ndjson
 RABBIT=(--category rabbit --data data/rabbit_sketchrnn.ndjson --split data/rabbit_sketchrnn.split.json)
 
-# 2. The shipped rabbit: train.py's default recipe for 2,000 steps (41 min), with 500 of the 10,000 training
+# 2. The shipped rabbit: train.py's default recipe in float32 for 2,000 steps (41 min), with 500 of the 10,000 training
 #    drawings held out for the validation loss; checkpoints kept for the FID-vs-time curve.
 python train.py "${RABBIT[@]}" --output-dir models/rabbit --max-steps 2000 --validation-size 500 \
-    --checkpoints-total-limit 10 --sample-interval 1000 --resume-from-checkpoint latest
+    --checkpoints-total-limit 10 --sample-interval 1000 --resume-from-checkpoint latest --mixed-precision no
 
 # 3. cat and bus: the 25 real drawings reachable here, with stronger augmentation (a demonstration only), and the
 #    plain MLP denoiser they were trained with (--head-conv-blocks 0); scored against those same drawings.
 for c in cat bus; do
   python train.py --category $c --data $FIRST25/$c.ndjson.gz --head-conv-blocks 0 --output-dir models/$c \
       --augment 1.0 --max-steps 800 --train-batch-size 32 --lr-warmup-steps 50 --checkpointing-steps 400 \
-      --sample-interval 400 --resume-from-checkpoint latest
+      --sample-interval 400 --resume-from-checkpoint latest --mixed-precision no
   python evaluate.py --model models/$c --category $c --data $FIRST25/$c.ndjson.gz --out models/$c/metrics.json
 done
 
@@ -33,11 +33,17 @@ python train_sketch_rnn.py "${RABBIT[@]}" --output-dir outputs/sketchrnn_rabbit 
     --max-train-minutes 41.8
 python -m sketch_diffusion.sketch_rnn sample --model outputs/sketchrnn_rabbit --num 2000 --seed 0 --word rabbit \
     --out outputs/sketchrnn_rabbit/samples.ndjson
+#    The same baseline retrained for 40 minutes on the faster machine of 2026-12-01 (17,631 steps; FID 9.15).
+python train_sketch_rnn.py "${RABBIT[@]}" --output-dir outputs/sketchrnn_40 --max-steps 1000000 --max-train-minutes 40
+python -m sketch_diffusion.sketch_rnn sample --model outputs/sketchrnn_40 --num 2000 --seed 0 --word rabbit \
+    --out outputs/sketchrnn_40/samples.ndjson
 
 # 5. Evaluation on the test split: ours with the reference floor, the baseline, and FID against training time.
 python evaluate.py --model models/rabbit "${RABBIT[@]}" --reference-floor --out models/rabbit/metrics.json
 python evaluate.py --generated outputs/sketchrnn_rabbit/samples.ndjson "${RABBIT[@]}" \
     --out results/rabbit_sketchrnn_baseline_metrics.json
+python evaluate.py --generated outputs/sketchrnn_40/samples.ndjson "${RABBIT[@]}" \
+    --out results/rabbit_sketchrnn_40min_metrics.json
 python benchmarks/fid_vs_training_time.py --run models/rabbit --checkpoints models/rabbit/checkpoints \
     --data data/rabbit_sketchrnn.ndjson --split data/rabbit_sketchrnn.split.json --num-samples 500 \
     --steps 500 1000 1500 2000 --out results/rabbit_fid_vs_time.json

@@ -150,7 +150,8 @@ def build_model_card(model_dir: str | os.PathLike, repo_id: str | None = None):
         f"schedule and {config['lr_warmup_steps']} warm-up steps, EMA {'on' if config['use_ema'] else 'off'}, "
         f"augmentation {config['augment']}, dropout {config.get('dropout', 0.0)}, context dropout (for guidance) "
         f"{config.get('context_dropout', 0.0)}, {config['prediction_type']} prediction, {config['beta_schedule']} DDPM "
-        f"schedule ({config['num_train_timesteps']} steps); sampling scheduler {config['sampling_scheduler']}. "
+        f"schedule ({config['num_train_timesteps']} steps), "
+        f"{_precision_words(config.get('mixed_precision'))}; sampling scheduler {config['sampling_scheduler']}. "
         f"Wall time {provenance['wall_time_seconds'] / 60:.1f} min on {hardware['platform']} "
         f"({hardware['cpu_count']} CPU cores{', ' + hardware['gpu'] if hardware.get('gpu') else ''}). "
         f"Full configuration: `training_config.json`; provenance: `provenance.json`.")
@@ -165,6 +166,13 @@ def build_model_card(model_dir: str | os.PathLike, repo_id: str | None = None):
         guidance_scale=index.get("default_guidance_scale", 1.0),
         repo_id=repo_id or str(model_dir), training_data=training_data, training_procedure=procedure,
         evaluation=_format_metrics(metrics))
+
+
+def _precision_words(mixed_precision) -> str:
+    """How ``training_config.json``'s ``mixed_precision`` reads in a card."""
+    if mixed_precision in ("bf16", "fp16"):
+        return f"{mixed_precision} autocast with float32 weights"
+    return "float32"
 
 
 def write_sample_gif(model_dir: str | os.PathLike, num: int = 4, seed: int = 0) -> Path:

@@ -69,8 +69,9 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
     g.add_argument("--max-grad-norm", type=float, default=1.0)
     g.add_argument("--use-ema", action=argparse.BooleanOptionalAction, default=True, help="keep an EMA of the weights")
     g.add_argument("--ema-max-decay", type=float, default=0.999)
-    g.add_argument("--mixed-precision", default=None, choices=("no", "fp16", "bf16"),
-                   help="default: accelerate config's choice")
+    g.add_argument("--mixed-precision", default="auto", choices=("auto", "no", "fp16", "bf16"),
+                   help="autocast for the training forward pass; the weights stay float32. auto = bf16 where the "
+                        "device computes it natively (a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX), else no")
     g.add_argument("--seed", type=int, default=0)
 
     g = p.add_argument_group("validation")

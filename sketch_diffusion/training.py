@@ -32,6 +32,7 @@ from .settings import default_cache_dir, scheduler_class
 
 CHECKPOINT_MARKER = "checkpoint.json"
 EMA_FOLDER = "ema"  # a checkpoint's EMA weights, as a save_pretrained folder (safetensors, not accelerate's pickle)
+ROW_BUCKET = 256  # the denoiser's training rows are padded to a multiple of this (see DiffusionObjective.forward)
 
 
 # ----------------------------------------------------------------------------- data
@@ -181,7 +182,14 @@ class DiffusionObjective(torch.nn.Module):
             target = x0
         else:
             target = self.noise_scheduler.get_velocity(x0, noise, t)
-        squared_error = F.mse_loss(self.model(noisy, t, cond).float(), target.float(), reduction="none").mean(dim=(1, 2))
+        # pad the rows to a multiple of ROW_BUCKET: batches then repeat a few shapes, whose bfloat16 kernels the CPU
+        # backend (oneDNN) builds once and reuses; padded rows are left out of the loss
+        n, pad = len(noisy), -len(noisy) % ROW_BUCKET
+        if pad:
+            noisy, cond = F.pad(noisy, (0, 0, 0, 0, 0, pad)), F.pad(cond, (0, 0, 0, pad))
+            t = F.pad(t, (0, pad))
+        prediction = self.model(noisy, t, cond)[:n]
+        squared_error = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2))
 
         stop_mask = positions[None, :] <= lengths[:, None]  # decisions taken after 0..n strokes
         stop_target = (positions[None, :] == lengths[:, None]).float()
@@ -316,6 +324,18 @@ def render_samples(pipe, out_dir: Path, step: int, num: int, seed: int) -> None:
     out = pipe(num_sketches=num, generator=torch.Generator().manual_seed(seed), image_size=128, line_width=2.0)
     write_bytes_atomic(out_dir / f"step-{step:06d}.png", png_bytes(image_grid(out.images)))
     write_bytes_atomic(out_dir / f"step-{step:06d}.gif", sketches_gif(out.strokes, size=128, line_width=2.0))
+
+
+def resolve_mixed_precision(choice: str) -> str:
+    """``--mixed-precision auto`` -> ``"bf16"`` where the device computes bfloat16 natively (a CUDA GPU with bf16,
+    a CPU with AVX512-BF16 or AMX tiles), else ``"no"``; any other choice is returned unchanged. Emulated bf16 (on
+    older CPUs) is slower than float32, hence the check."""
+    if choice != "auto":
+        return choice
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "no"
+    probes = (getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None))
+    return "bf16" if any(probe is not None and probe() for probe in probes) else "no"
 
 
 def hardware(accelerator) -> dict:

@@ -106,7 +106,8 @@ def test_smoke_run_writes_a_loadable_pipeline_with_provenance(tmp_path):
     assert provenance["drawings"]["train_rows"] == 25 and provenance["drawings"]["used"] == 20
     assert provenance["drawings"]["validation"] == 5
     assert provenance["data_file"]["official"] is False and len(provenance["data_file"]["sha1"]) == 40
-    assert json.loads((out / "training_config.json").read_text())["max_steps"] == 4
+    config = json.loads((out / "training_config.json").read_text())
+    assert config["max_steps"] == 4 and config["mixed_precision"] in ("no", "bf16")  # auto, saved as what it chose
     scheduler = json.loads((out / "scheduler" / "scheduler_config.json").read_text())
     assert scheduler["_class_name"] == "DPMSolverMultistepScheduler" and scheduler["timestep_spacing"] == "trailing"
     assert scheduler["prediction_type"] == "v_prediction"
@@ -316,6 +317,18 @@ def test_removed_experiment_flags_are_refused(flag, capsys):
     assert f"unrecognized arguments: {flag[0]}" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("avx512_bf16, amx, expected", [(True, False, "bf16"), (False, True, "bf16"),
+                                                          (False, False, "no")])
+def test_mixed_precision_auto_is_bf16_only_on_cpus_that_compute_it(avx512_bf16, amx, expected):
+    from sketch_diffusion.training import resolve_mixed_precision
+
+    with mock.patch("torch.cuda.is_available", return_value=False), \
+            mock.patch("torch.cpu._is_avx512_bf16_supported", return_value=avx512_bf16, create=True), \
+            mock.patch("torch.cpu._is_amx_tile_supported", return_value=amx, create=True):
+        assert resolve_mixed_precision("auto") == expected
+        assert resolve_mixed_precision("no") == "no" and resolve_mixed_precision("bf16") == "bf16"
+
+
 def test_sampling_scheduler_starts_from_pure_noise_where_the_prediction_allows():
     from sketch_diffusion.settings import scheduler_class
     from sketch_diffusion.train_options import parse_args
@@ -354,3 +367,33 @@ def test_context_dropout_trains_the_null_context(context_dropout):
     grad = model.null_context.grad
     trained = grad is not None and bool(grad.abs().sum() > 0)
     assert trained == (context_dropout > 0)
+
+
+def test_padded_denoiser_rows_are_left_out_of_the_loss(monkeypatch):
+    """The objective pads its noisy strokes to a multiple of ROW_BUCKET rows (for kernel reuse): the loss and the
+    gradients are those of the unpadded rows."""
+    from diffusers import DDPMScheduler
+
+    from pipeline import StrokeDiffusionModel
+    from sketch_diffusion import training
+
+    torch.manual_seed(0)
+    model = StrokeDiffusionModel(**TINY_MODEL, head_conv_blocks=1, head_conv_channels=8)
+    for p in model.parameters():  # zero-initialised output and modulation layers would hide the padding's effect
+        torch.nn.init.normal_(p, std=0.1)
+    objective = training.DiffusionObjective(model, DDPMScheduler(beta_schedule="squaredcos_cap_v2"), noise_draws=2,
+                                            stop_loss_weight=0.1)
+    strokes = torch.rand(3, 4, TINY_MODEL["points_per_stroke"], 2) * 2 - 1
+
+    def loss_and_grads(bucket):
+        monkeypatch.setattr(training, "ROW_BUCKET", bucket)
+        model.zero_grad()
+        loss = objective(strokes, torch.tensor([4, 2, 3]), [torch.Generator().manual_seed(i) for i in range(3)])
+        loss[0].backward()
+        return torch.stack(loss).detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    (padded, padded_grads), (plain, plain_grads) = loss_and_grads(256), loss_and_grads(1)  # 18 rows: 238 padding
+    torch.testing.assert_close(padded, plain)
+    assert len(padded_grads) == len(plain_grads) > 10
+    for a, b in zip(padded_grads, plain_grads):
+        torch.testing.assert_close(a, b)
