@@ -190,8 +190,8 @@ def main(argv=None) -> None:
             counts = accelerator.unwrap_model(objective).counts(batch_lengths)
             normalizers = accelerator.reduce(counts, reduction="sum") / accelerator.num_processes
             with accelerator.accumulate(objective):
-                with accelerator.autocast():  # the forward pass only; the backward follows the forward's dtypes
-                    loss, denoise_loss, stop_loss = objective(batch, batch_lengths, generators, normalizers)
+                # prepare() wrapped the objective's forward in the run's autocast; the backward follows its dtypes
+                loss, denoise_loss, stop_loss = objective(batch, batch_lengths, generators, normalizers)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(objective.parameters(), args.max_grad_norm)

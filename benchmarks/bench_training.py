@@ -46,9 +46,10 @@ def main():
     if args.loss_curve_steps and not (args.data and args.split):
         parser.error("--loss-curve-steps needs --data and --split")
     default = resolve_mixed_precision("auto")
+    precisions = list(dict.fromkeys(["no", default]))  # float32 first; once if the default is float32 too
     print(f"machine: {machine()}")
     rates = {}
-    for precision in dict.fromkeys(["no", default]):
+    for precision in precisions:
         rates[precision] = training_steps_per_second(args.steps, args.batch_size, precision)
         print(f"random sketches, batch {args.batch_size}, autocast {precision:4s}: {rates[precision]:.2f} steps/s   "
               f"{rates[precision] * args.batch_size:.0f} sketches/s")
@@ -57,7 +58,7 @@ def main():
         return
     with tempfile.TemporaryDirectory() as tmp:
         logs = {p: train_run(p, args.loss_curve_steps, args.data, args.split, Path(tmp) / p)
-                for p in dict.fromkeys(["no", default])}
+                for p in precisions}
     for precision, rows in logs.items():
         elapsed = [r["elapsed_seconds"] for r in rows]
         warm = min(20, len(rows) - 2)

@@ -48,7 +48,7 @@ def training_steps_per_second(steps: int, batch: int, mixed_precision: str = "au
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     model = build_model(args).train().to(device)
     objective = DiffusionObjective(model, build_schedulers(args)[0], args.noise_draws, args.stop_loss_weight)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=True)  # as train.py
     strokes = torch.rand(batch, args.max_strokes, args.points_per_stroke, 2, generator=torch.Generator().manual_seed(0))
     strokes = (strokes * 2 - 1).to(device)
     lengths = torch.full((batch,), strokes_per_sketch, device=device)
