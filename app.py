@@ -24,17 +24,19 @@ import gradio as gr
 import numpy as np
 import torch
 
-from pipeline.pipeline_stroke_diffusion import DEFAULT_NUM_INFERENCE_STEPS
 from pipeline.rendering import image_grid, render_svg, sketch_gif, sketches_gif
 from sketch_diffusion.data import to_ndjson_record
 from sketch_diffusion.release import data_notice
 
 REPO = Path(__file__).resolve().parent
 CATEGORIES = ("cat", "bus", "rabbit")
-LIMITS = {"num_sketches": (1, 16), "steps": (5, 50), "temperature": (0.2, 1.5), "guidance": (1.0, 5.0),
+LIMITS = {"num_sketches": (1, 16), "steps": (1, 50), "temperature": (0.2, 1.5), "guidance": (1.0, 5.0),
           "seed": (0, 2**31 - 1)}
 CANVAS_PX = 256  # the drawing canvas in the page; strokes are mapped to the 0..255 sketch canvas
 MAX_CANVAS_STROKES, MAX_STROKE_POINTS = 64, 5000  # a completion request's bounds
+# "default": the sampler the model was saved with; "distilled": its few-step distilled transformer under LCMScheduler
+# (the shipped models' default); "full": its transformer under DPM-Solver++, which also takes guidance
+SAMPLERS = ("default", "distilled", "full")
 
 
 def model_sources() -> dict[str, str]:
@@ -69,17 +71,35 @@ def request_folder() -> Path:
     return folder
 
 
-def get_pipeline(category: str):
-    from diffusers import DiffusionPipeline
+def saved_sampler(pipe) -> str:
+    """The sampler a loaded pipeline uses as saved: ``"distilled"`` under LCMScheduler, else ``"full"``."""
+    return "distilled" if getattr(pipe, "uses_distilled", False) else "full"
+
+
+def get_pipeline(category: str, sampler: str | None = None):
+    """The pipeline of ``category`` (loaded once) with ``sampler`` (``SAMPLERS``; None: "default"); a pipeline per
+    sampler, sharing the weights, so that concurrent requests never swap a scheduler under each other."""
+    from diffusers import DiffusionPipeline, DPMSolverMultistepScheduler
 
     if category not in SOURCES:
         raise gr.Error(f"Unknown category {category!r}; available: {', '.join(SOURCES) or 'none (train one first)'}")
+    if sampler is not None and sampler not in SAMPLERS:
+        raise gr.Error(f"Sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
     with _LOCK:
         if category not in _PIPELINES:
             pipe = DiffusionPipeline.from_pretrained(SOURCES[category], trust_remote_code=True)
             pipe.set_progress_bar_config(disable=True)
             _PIPELINES[category] = pipe
-    return _PIPELINES[category]
+        pipe = _PIPELINES[category]
+        if sampler in (None, "default", saved_sampler(pipe)):
+            return pipe
+        if sampler == "distilled":
+            raise gr.Error(f"The {category} model has no distilled sampler; choose the full one")
+        if (category, sampler) not in _PIPELINES:
+            full = pipe.with_scheduler(DPMSolverMultistepScheduler.from_config(pipe.scheduler.config))
+            full.set_progress_bar_config(disable=True)
+            _PIPELINES[category, sampler] = full
+        return _PIPELINES[category, sampler]
 
 
 def trained_on(category: str) -> str:
@@ -105,6 +125,13 @@ def check_range(name: str, value, label: str) -> float:
 def default_guidance(category: str) -> float:
     """The guidance scale the model behind ``category`` was released with (1.0 when it has none)."""
     return float(get_pipeline(category).config.get("default_guidance_scale", 1.0)) if category in SOURCES else 1.0
+
+
+def default_steps(category: str, sampler: str | None = None) -> int:
+    """Inference steps per stroke that ``sampler`` of ``category`` uses by default."""
+    if category not in SOURCES:
+        return 10
+    return int(getattr(get_pipeline(category, sampler), "default_num_inference_steps", 10))
 
 
 def run_pipeline(pipe, **kwargs):
@@ -135,14 +162,14 @@ def write_downloads(category: str, sketches, folder: Path) -> list[str]:
     return files + [str(ndjson)]
 
 
-def generate(category, num_sketches, seed, randomize_seed, steps, temperature, guidance):
+def generate(category, num_sketches, seed, randomize_seed, steps, temperature, guidance, sampler=None):
     """Draw sketches; returns (animated GIF path, grid image, download files, seed used)."""
     num = int(check_range("num_sketches", num_sketches, "Number of sketches"))
     steps = int(check_range("steps", steps, "Inference steps"))
     temperature = check_range("temperature", temperature, "Diversity (temperature)")
     guidance = check_range("guidance", guidance, "Guidance")
     seed = resolve_seed(seed, randomize_seed)
-    pipe = get_pipeline(category)
+    pipe = get_pipeline(category, sampler)
     out = run_pipeline(pipe, num_sketches=num, num_inference_steps=steps, guidance_scale=guidance,
                        temperature=temperature, generator=torch.Generator().manual_seed(seed), image_size=192)
     folder = request_folder()
@@ -175,14 +202,14 @@ def parse_strokes(strokes_json: str) -> list[np.ndarray]:
     return arrays
 
 
-def complete(category, strokes_json, seed, randomize_seed, steps, temperature, guidance):
+def complete(category, strokes_json, seed, randomize_seed, steps, temperature, guidance, sampler=None):
     """Continue the visitor's strokes; returns (GIF path of the drawing as it continues, final image, seed used)."""
     prefix = parse_strokes(strokes_json)
     steps = int(check_range("steps", steps, "Inference steps"))
     temperature = check_range("temperature", temperature, "Diversity (temperature)")
     guidance = check_range("guidance", guidance, "Guidance")
     seed = resolve_seed(seed, randomize_seed)
-    pipe = get_pipeline(category)
+    pipe = get_pipeline(category, sampler)
     limit = pipe.transformer.config.max_strokes
     if len(prefix) >= limit:
         raise gr.Error(f"The model draws at most {limit} strokes; you drew {len(prefix)}.")
@@ -244,11 +271,17 @@ def build_demo() -> gr.Blocks:
         gr.Markdown("\n\n".join(trained_on(c) for c in categories))
         with gr.Row():
             category = gr.Dropdown(categories, value=categories[0], label="Category")
-            steps = gr.Slider(*LIMITS["steps"], value=DEFAULT_NUM_INFERENCE_STEPS, step=1, label="Inference steps per stroke")
+            sampler = gr.Radio(list(SAMPLERS), value="default",
+                               label="Sampler (default: the model's own; distilled: 1 step per stroke; full: "
+                                     "DPM-Solver++, takes guidance)")
+            steps = gr.Slider(*LIMITS["steps"], value=default_steps(categories[0]), step=1,
+                              label="Inference steps per stroke")
             temperature = gr.Slider(*LIMITS["temperature"], value=1.0, step=0.05, label="Diversity (temperature)")
             guidance = gr.Slider(*LIMITS["guidance"], value=default_guidance(categories[0]), step=0.25,
                                  label="Guidance (how closely each stroke follows the drawing so far)")
-        category.change(default_guidance, category, guidance)  # each model's own released value
+        category.change(default_guidance, category, guidance)  # each model's own released values
+        for control in (category, sampler):
+            control.change(default_steps, [category, sampler], steps)
         with gr.Row():
             seed = gr.Number(value=0, precision=0, minimum=LIMITS["seed"][0], maximum=LIMITS["seed"][1], label="Seed")
             randomize = gr.Checkbox(value=False, label="Random seed")
@@ -260,7 +293,8 @@ def build_demo() -> gr.Blocks:
                 grid = gr.Image(label="Finished sketches", type="pil", format="png")
             files = gr.File(label="Downloads (SVG per sketch, ndjson in the official schema)", file_count="multiple")
             used_seed = gr.Number(label="Seed used", interactive=False)
-            run.click(generate, [category, num, seed, randomize, steps, temperature, guidance], [gif, grid, files, used_seed],
+            run.click(generate, [category, num, seed, randomize, steps, temperature, guidance, sampler],
+                      [gif, grid, files, used_seed],
                       api_name="generate", concurrency_limit=2)
         with gr.Tab("Complete my sketch"):
             gr.Markdown("Draw the first strokes below, then let the model continue.")
@@ -273,7 +307,7 @@ def build_demo() -> gr.Blocks:
                                           elem_id="complete-gif")
                 completion = gr.Image(label="Finished sketch", type="pil", format="png")
             completion_seed = gr.Number(label="Seed used", interactive=False)
-            go.click(complete, [category, strokes_json, seed, randomize, steps, temperature, guidance],
+            go.click(complete, [category, strokes_json, seed, randomize, steps, temperature, guidance, sampler],
                      [completion_gif, completion, completion_seed], api_name="complete", concurrency_limit=2)
     demo.queue(max_size=32, default_concurrency_limit=2)
     return demo

@@ -1,5 +1,7 @@
 """The speed figures side by side, in one run: 2,000 rabbits from Google's pretrained Sketch-RNN, from our own
-Sketch-RNN baseline (if given) and from our diffusion pipeline; a 4-sketch request of the Space; training steps/s.
+Sketch-RNN baseline (if given) and from our diffusion pipeline (strokes, as the Sketch-RNN samplers give; then with
+the pipeline's default images too; and, for a distilled pipeline, its full sampler); a 4-sketch request of the Space;
+training steps/s.
 
     python benchmarks/bench_side_by_side.py --diffusion models/rabbit [--baseline outputs/sketchrnn_rabbit]
 
@@ -49,7 +51,7 @@ def main():
     parser.add_argument("--steps", type=int, default=None, help="diffusion steps per stroke (default: the pipeline's)")
     parser.add_argument("--training-steps", type=int, default=10, help="training steps to time (0: skip)")
     args = parser.parse_args()
-    from diffusers import DiffusionPipeline
+    from diffusers import DiffusionPipeline, DPMSolverMultistepScheduler
 
     from sketch_diffusion.modeling_sketch_rnn import SketchRNNDecoder
 
@@ -58,11 +60,16 @@ def main():
     pipe = DiffusionPipeline.from_pretrained(args.diffusion, trust_remote_code=True)
     pipe.set_progress_bar_config(disable=True)
     steps = args.steps or default_inference_steps(pipe)
-    pipe(num_sketches=2, num_inference_steps=2)  # warm-up
+    full = None  # a distilled pipeline's full sampler: its transformer under DPM-Solver++, timed beside it
+    if getattr(pipe, "uses_distilled", False):
+        full = pipe.with_scheduler(DPMSolverMultistepScheduler.from_config(pipe.scheduler.config))
+        full.set_progress_bar_config(disable=True)
+    for warm in filter(None, (pipe, full)):
+        warm(num_sketches=2, num_inference_steps=2)
 
-    def diffusion():
-        return sample_in_batches(pipe, args.num, args.batch_size, torch.Generator().manual_seed(0),
-                                 num_inference_steps=steps)
+    def diffusion(p, num_steps):
+        return lambda: sample_in_batches(p, args.num, args.batch_size, torch.Generator().manual_seed(0),
+                                         num_inference_steps=num_steps)
 
     print(f"machine: {machine()}")
     with torch.no_grad():
@@ -74,8 +81,15 @@ def main():
                                                                     baseline.config.scale_factor, progress=False),
                                             args.num)
         diffusion_rate = timed(f"(c) our diffusion pipeline ({steps} {type(pipe.scheduler).__name__} steps)",
-                               diffusion, args.num)
+                               diffusion(pipe, steps), args.num)
         print("   ".join(f"diffusion / {name}: {diffusion_rate / rate:.2f}x" for name, rate in rates.items()))
+        timed("(c) with its default output: 32 px PIL images too", lambda: sample_in_batches(
+            pipe, args.num, args.batch_size, torch.Generator().manual_seed(0), num_inference_steps=steps,
+            output_type="pil", image_size=32), args.num)
+        if full is not None:
+            full_steps = full.default_num_inference_steps
+            timed(f"(c') its full sampler ({full_steps} {type(full.scheduler).__name__} steps)",
+                  diffusion(full, full_steps), args.num)
         seconds = []
         for seed in range(5):
             start = time.perf_counter()

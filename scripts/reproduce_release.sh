@@ -17,6 +17,8 @@ RABBIT=(--category rabbit --data data/rabbit_sketchrnn.ndjson --split data/rabbi
 #    drawings held out for the validation loss; checkpoints kept for the FID-vs-time curve.
 python train.py "${RABBIT[@]}" --output-dir models/rabbit --max-steps 2000 --validation-size 500 \
     --checkpoints-total-limit 10 --sample-interval 1000 --resume-from-checkpoint latest --mixed-precision no
+#    Its distilled 1-step sampler, the folder's default (bfloat16 autocast where native; ~25 min on 2 cores).
+python distill.py --model models/rabbit
 
 # 3. cat and bus: the 25 real drawings reachable here, with stronger augmentation (a demonstration only), and the
 #    plain MLP denoiser they were trained with (--head-conv-blocks 0); scored against those same drawings.
@@ -24,6 +26,7 @@ for c in cat bus; do
   python train.py --category $c --data $FIRST25/$c.ndjson.gz --head-conv-blocks 0 --output-dir models/$c \
       --augment 1.0 --max-steps 800 --train-batch-size 32 --lr-warmup-steps 50 --checkpointing-steps 400 \
       --sample-interval 400 --resume-from-checkpoint latest --mixed-precision no
+  python distill.py --model models/$c
   python evaluate.py --model models/$c --category $c --data $FIRST25/$c.ndjson.gz --out models/$c/metrics.json
 done
 

@@ -54,17 +54,21 @@ class FeatureCache:
 
 
 def default_inference_steps(pipe) -> int:
-    """The ``num_inference_steps`` a loaded pipeline uses when the caller gives none."""
+    """The ``num_inference_steps`` a loaded pipeline uses when the caller gives none (pipelines saved before the
+    distilled sampler: the default of their ``__call__``)."""
+    if hasattr(pipe, "default_num_inference_steps"):
+        return pipe.default_num_inference_steps
     return inspect.signature(pipe.__call__).parameters["num_inference_steps"].default
 
 
 def sample_in_batches(pipe, num: int, batch_size: int, generator, **call) -> list:
     """Strokes of ``num`` sketches from ``pipe``, drawn ``batch_size`` at a time with one ``generator`` (so the
-    sketches depend on the batch size); ``call`` goes to every pipeline call. Images are left at 32 px."""
+    sketches depend on the batch size); ``call`` goes to every pipeline call. No images are rendered unless ``call``
+    sets ``output_type``."""
     sketches = []
+    call = {"output_type": "strokes", **call}
     while len(sketches) < num:
-        sketches += pipe(num_sketches=min(batch_size, num - len(sketches)), generator=generator, image_size=32,
-                         **call).strokes
+        sketches += pipe(num_sketches=min(batch_size, num - len(sketches)), generator=generator, **call).strokes
     return sketches
 
 

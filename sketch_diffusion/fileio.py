@@ -55,6 +55,19 @@ def write_ndjson_atomic(path: str | os.PathLike, records) -> Path:
     return Path(path)
 
 
+def copy_changed_files(source: str | os.PathLike, destination: str | os.PathLike, skip=()) -> list[str]:
+    """Copy each file under folder ``source`` whose content differs from (or is missing in) ``destination`` there,
+    each write atomic; ``skip``: relative names to leave alone. Returns the relative names written, sorted."""
+    source, destination, written = Path(source), Path(destination), []
+    for path in sorted(source.rglob("*")):
+        name = str(path.relative_to(source))
+        target = destination / name
+        if path.is_file() and name not in skip and (not target.is_file() or target.read_bytes() != path.read_bytes()):
+            write_bytes_atomic(target, path.read_bytes())
+            written.append(name)
+    return written
+
+
 def append_jsonl(path: str | os.PathLike, record: dict) -> None:
     """Append ``record`` as one JSON line to a log file (an append, not atomic: a crash can lose only this line)."""
     with open(path, "a", encoding="utf-8") as f:

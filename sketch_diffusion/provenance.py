@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 from importlib import metadata
@@ -24,7 +25,12 @@ def library_versions() -> dict[str, str]:
 
 
 def weights_sha256(model_dir: str | os.PathLike) -> str:
-    """sha256 of a pipeline folder's transformer weights: what ``metrics.json`` records it was computed for."""
+    """What ``metrics.json`` records it was computed for: the sha256 of a pipeline folder's transformer weights, or,
+    in a folder with a distilled transformer too, the sha256 of both files' sha256 digests (hex, joined by a space)."""
     from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
 
-    return file_digest(Path(model_dir) / "transformer" / SAFETENSORS_WEIGHTS_NAME)
+    digest = file_digest(Path(model_dir) / "transformer" / SAFETENSORS_WEIGHTS_NAME)
+    distilled = Path(model_dir) / "distilled_transformer" / SAFETENSORS_WEIGHTS_NAME
+    if not distilled.is_file():
+        return digest
+    return hashlib.sha256(f"{digest} {file_digest(distilled)}".encode()).hexdigest()

@@ -23,13 +23,14 @@ import tempfile
 import urllib.parse
 from pathlib import Path
 
-from .fileio import write_bytes_atomic, write_text_atomic
+from .fileio import copy_changed_files, write_bytes_atomic, write_text_atomic
 from .provenance import weights_sha256
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "model_cards" / "template.md"
 EXCLUDED = {"checkpoints", "logs", "samples"}
 LICENSE = "cc-by-4.0"
-STAGING_MARKER = ".staged-by-pipeline-release"  # marks a folder that ``stage`` made and may replace
+STAGING_MARKER = ".staged-by-pipeline-release"
+MODEL_COMPONENTS = ("transformer", "distilled_transformer")  # a pipeline folder's StrokeDiffusionModel subfolders  # marks a folder that ``stage`` made and may replace
 
 
 def _load_json(path: Path) -> dict | None:
@@ -155,6 +156,20 @@ def build_model_card(model_dir: str | os.PathLike, repo_id: str | None = None):
         f"Wall time {provenance['wall_time_seconds'] / 60:.1f} min on {hardware['platform']} "
         f"({hardware['cpu_count']} CPU cores{', ' + hardware['gpu'] if hardware.get('gpu') else ''}). "
         f"Full configuration: `training_config.json`; provenance: `provenance.json`.")
+    distillation, distilled = _load_json(model_dir / "distillation_config.json"), None
+    if distillation:
+        procedure += (
+            f" Distilled sampler: `distill.py`, {distillation['max_steps']:,} steps of {distillation['batch_size']:,} "
+            f"trajectory points ({distillation['trajectory_points']:,} points from the strokes of "
+            f"{distillation['teacher_sketches']:,} sketches the model drew and of its training drawings, each drawn "
+            f"with {distillation['teacher_steps']} DPM-Solver++ steps), AdamW lr {distillation['learning_rate']}, "
+            f"{_precision_words(distillation.get('mixed_precision'))}, {distillation['minutes']:.1f} min of training; "
+            "settings: `distillation_config.json`.")
+        distilled = (
+            "By default each stroke is drawn in one step: `distilled_transformer`, a copy of the model whose denoiser "
+            "was distilled to jump from noise to the stroke the full model would draw, sampled with `LCMScheduler` "
+            "(1 to 10 steps; 1 is the default). The full model, its 10 DPM-Solver++ steps per stroke and guidance come "
+            "back with `pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)`.")
     index = _load_json(model_dir / "model_index.json") or {}
     conv_blocks = config.get("head_conv_blocks", 0)
     denoiser = f"an adaptive-layer-norm MLP over the stroke's {config['points_per_stroke']} points" + (
@@ -164,7 +179,7 @@ def build_model_card(model_dir: str | os.PathLike, repo_id: str | None = None):
         data_notice=notice, category=category, points_per_stroke=config["points_per_stroke"], denoiser=denoiser,
         max_strokes=config["max_strokes"], parameters_m=f"{provenance['parameters'] / 1e6:.1f}",
         guidance_scale=index.get("default_guidance_scale", 1.0),
-        repo_id=repo_id or str(model_dir), training_data=training_data, training_procedure=procedure,
+        repo_id=repo_id or str(model_dir), training_data=training_data, training_procedure=procedure, distilled=distilled,
         evaluation=_format_metrics(metrics))
 
 
@@ -250,6 +265,22 @@ def stage(model_dir: str | os.PathLike, staging_dir: str | os.PathLike, repo_id:
     return sorted(p for p in staging_dir.rglob("*") if p.is_file() and p.name != STAGING_MARKER)
 
 
+def tidy_model_configs(folder: str | os.PathLike) -> None:
+    """Drop from the model configs of a just-saved pipeline folder the path that ``from_pretrained`` recorded
+    (``_name_or_path``) and keys ``StrokeDiffusionModel`` no longer takes (options since renamed)."""
+    import inspect
+
+    from pipeline.modeling_stroke_diffusion import StrokeDiffusionModel
+
+    accepted = inspect.signature(StrokeDiffusionModel.__init__).parameters
+    for name in MODEL_COMPONENTS:
+        config_file = Path(folder) / name / "config.json"
+        if config_file.is_file():
+            config = json.loads(config_file.read_text())
+            config = {k: v for k, v in config.items() if (k.startswith("_") and k != "_name_or_path") or k in accepted}
+            config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
 def refresh_code(model_dir: str | os.PathLike, check_seed: int = 0) -> list[str]:
     """Rewrite a pipeline folder's code and config files with this checkout's, keeping its weights; return the
     files that changed.
@@ -279,10 +310,11 @@ def refresh_code(model_dir: str | os.PathLike, check_seed: int = 0) -> list[str]
     index = json.loads((model_dir / "model_index.json").read_text())
     scheduler_class = getattr(diffusers, index["scheduler"][1])
     options = inspect.signature(StrokeDiffusionPipeline.__init__).parameters  # keys since removed are dropped
-    fresh = StrokeDiffusionPipeline(StrokeDiffusionModel.from_pretrained(model_dir / "transformer"),
-                                    scheduler_class.from_pretrained(model_dir / "scheduler"),
+    models = [name for name in MODEL_COMPONENTS if (index.get(name) or [None])[0]]
+    fresh = StrokeDiffusionPipeline(scheduler=scheduler_class.from_pretrained(model_dir / "scheduler"),
+                                    **{name: StrokeDiffusionModel.from_pretrained(model_dir / name) for name in models},
                                     **{k: v for k, v in index.items() if k in options and not k.startswith("_")
-                                       and k not in ("transformer", "scheduler")})
+                                       and k not in (*MODEL_COMPONENTS, "scheduler")})
     shipped = DiffusionPipeline.from_pretrained(model_dir, trust_remote_code=True)
 
     def draw(pipe) -> list:
@@ -293,25 +325,15 @@ def refresh_code(model_dir: str | os.PathLike, check_seed: int = 0) -> list[str]
 
     if draw(shipped) != draw(fresh):
         raise ValueError(f"{model_dir}: this checkout's code draws other sketches than the folder's own; not refreshed")
-    weights = f"transformer/{SAFETENSORS_WEIGHTS_NAME}"
-    changed = []
+    weights = [f"{name}/{SAFETENSORS_WEIGHTS_NAME}" for name in models]
     with tempfile.TemporaryDirectory() as tmp:
         fresh.save_pretrained(tmp)
-        config_file = Path(tmp) / "transformer" / "config.json"  # from_pretrained recorded where it read the folder
-        config = json.loads(config_file.read_text())
-        config.pop("_name_or_path", None)
-        accepted = inspect.signature(StrokeDiffusionModel.__init__).parameters
-        config = {k: v for k, v in config.items() if k.startswith("_") or k in accepted}
-        config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        old, new = load_file(model_dir / weights), load_file(Path(tmp) / weights)
-        if old.keys() != new.keys() or not all(torch.equal(old[k], new[k]) for k in old):
-            raise ValueError(f"{model_dir}: re-saved weights differ from the folder's; not refreshed")
-        for path in sorted(Path(tmp).rglob("*")):
-            name = str(path.relative_to(tmp))
-            if path.is_file() and name != weights and (not (model_dir / name).is_file()
-                                                       or (model_dir / name).read_bytes() != path.read_bytes()):
-                write_bytes_atomic(model_dir / name, path.read_bytes())
-                changed.append(name)
+        tidy_model_configs(tmp)
+        for name in weights:
+            old, new = load_file(model_dir / name), load_file(Path(tmp) / name)
+            if old.keys() != new.keys() or not all(torch.equal(old[k], new[k]) for k in old):
+                raise ValueError(f"{model_dir}: re-saved weights differ from the folder's ({name}); not refreshed")
+        changed = copy_changed_files(tmp, model_dir, skip=weights)
     return changed
 
 

@@ -52,6 +52,27 @@ def make_tiny_pipeline(**model_overrides):
     return pipe
 
 
+def make_tiny_distilled_pipeline():
+    """``make_tiny_pipeline``'s with a distilled transformer (the teacher's copy, denoiser weights redrawn) sampled by
+    an LCMScheduler on the 10 trailing timesteps a distilled one is trained on."""
+    import torch
+    from diffusers import LCMScheduler
+
+    from pipeline import StrokeDiffusionModel, StrokeDiffusionPipeline
+
+    teacher = make_tiny_pipeline().transformer
+    distilled = StrokeDiffusionModel.from_config(teacher.config)
+    distilled.load_state_dict(teacher.state_dict())
+    torch.manual_seed(1)
+    for p in distilled.head_blocks.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    scheduler = LCMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction",
+                             original_inference_steps=10, timestep_spacing="trailing")
+    pipe = StrokeDiffusionPipeline(transformer=teacher, scheduler=scheduler, distilled_transformer=distilled.eval())
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 @pytest.fixture
 def tiny_pipeline():
     """A tiny pipeline whose model was set up without context dropout (no guidance)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import REPO, make_tiny_pipeline
+from conftest import REPO, make_tiny_distilled_pipeline, make_tiny_pipeline
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -26,12 +26,15 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def space(tmp_path_factory, request):
-    """``python app.py`` on tiny saved pipelines (cat: trained for guidance, bus: not), on a free loopback port."""
+    """``python app.py`` on tiny saved pipelines (cat: trained for guidance, bus: not, rabbit: with a distilled
+    transformer), on a free loopback port."""
     folder = tmp_path_factory.mktemp("space")
     request.getfixturevalue("tiny_pipeline_module").save_pretrained(folder / "cat")
     make_tiny_pipeline().save_pretrained(folder / "bus")
+    make_tiny_distilled_pipeline().save_pretrained(folder / "rabbit")
     port = free_port()
-    env = dict(os.environ, SKETCH_MODELS=f"cat={folder / 'cat'},bus={folder / 'bus'}", GRADIO_SERVER_PORT=str(port),
+    models = ",".join(f"{c}={folder / c}" for c in ("cat", "bus", "rabbit"))
+    env = dict(os.environ, SKETCH_MODELS=models, GRADIO_SERVER_PORT=str(port),
                GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1")
     log = open(folder / "app.log", "w")
     proc = subprocess.Popen([sys.executable, str(REPO / "app.py")], env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -110,7 +113,10 @@ def test_api_completion_continues_the_strokes(space):
     (("cat", 2, 1, False, 500, 1.0, 2.0), "maximum value 50"),
     (("cat", 2, 1, False, 5, 0.0, 2.0), "minimum value 0.2"),
     (("cat", 2, 1, False, 5, 1.0, 9.0), "maximum value 5"),
-    (("bus", 2, 1, False, 5, 1.0, 2.0), "needs a model trained with context dropout"),
+    (("bus", 2, 1, False, 5, 1.0, 2.0), "needs a denoiser trained with context dropout"),
+    (("cat", 2, 1, False, 5, 1.0, 2.0, "distilled"), "The cat model has no distilled sampler"),
+    (("rabbit", 2, 1, False, 20, 1.0, 1.0, "distilled"), "exceeds the 10 steps the distilled transformer"),
+    (("rabbit", 2, 1, False, 1, 1.0, 1.0, "fast"), "fast"),
     (("dog", 2, 1, False, 5, 1.0, 2.0), "dog"),
 ])
 def test_api_out_of_range_inputs_give_clear_errors(space, args, message):
@@ -118,6 +124,24 @@ def test_api_out_of_range_inputs_give_clear_errors(space, args, message):
 
     with pytest.raises(Exception, match=message):
         Client(space, verbose=False).predict(*args, api_name="/generate")
+
+
+def test_api_distilled_and_full_samplers_of_one_model(space):
+    """A folder with a distilled transformer draws with it by default; "full" draws with its transformer."""
+    from gradio_client import Client
+
+    client = Client(space, verbose=False)
+
+    def strokes(*args):
+        _, _, files, _ = client.predict("rabbit", 2, 3, False, *args, api_name="/generate")
+        lines = Path(next(f for f in files if f.endswith(".ndjson"))).read_text().splitlines()
+        return [json.loads(line)["drawing"] for line in lines]
+
+    default, distilled, full = strokes(1, 1.0, 1.0), strokes(1, 1.0, 1.0, "distilled"), strokes(10, 1.0, 1.0, "full")
+    assert default == distilled != full
+    _, image, _ = client.predict("rabbit", json.dumps([[[20, 20], [120, 40]]]), 1, False, 1, 1.0, 1.0, "distilled",
+                                 api_name="/complete")
+    assert Image.open(image).size == (256, 256)
 
 
 def test_api_completion_without_strokes_is_explained(space):

@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import torch
 import diffusers
 from diffusers import DiffusionPipeline, DPMSolverMultistepScheduler
 
-from conftest import TINY_MODEL, make_tiny_pipeline, needs_shared, simplified_sample
+from conftest import TINY_MODEL, make_tiny_distilled_pipeline, make_tiny_pipeline, needs_shared, simplified_sample
 from pipeline import StrokeDiffusionModel, StrokeDiffusionPipeline
 from pipeline.pipeline_stroke_diffusion import SUPPORTED_SCHEDULERS
 from pipeline.representation import pixels_to_unit, simplify_normalized, unit_to_pixels
@@ -40,6 +41,14 @@ def test_output_structure(tiny_pipeline):
         np.testing.assert_allclose(trajectories[-1][-1][[0, -1]].clip(0, 255), strokes[-1][[0, -1]], atol=1e-3)
     arr = tiny_pipeline(num_sketches=2, num_inference_steps=2, output_type="np", image_size=32).images
     assert arr.shape == (2, 32, 32) and arr.dtype == np.uint8
+
+
+def test_strokes_output_renders_nothing_and_draws_the_same_sketches(tiny_pipeline):
+    kwargs = dict(num_sketches=3, num_inference_steps=3, max_strokes=5)
+    plain = tiny_pipeline(**kwargs, output_type="strokes", generator=torch.Generator().manual_seed(0))
+    rendered = tiny_pipeline(**kwargs, generator=torch.Generator().manual_seed(0))
+    assert plain.images is None and len(rendered.images) == 3
+    assert sketches_equal(plain.strokes, rendered.strokes)
 
 
 def test_simplified_strokes_follow_the_official_format(tiny_pipeline):
@@ -129,8 +138,8 @@ def test_completion_keeps_the_real_prefix(tiny_pipeline):
     ({"prefix_strokes": [np.zeros((2, 2))] * 12}, "leaves none to draw"),
     ({"generator": 5}, "generator must be a torch.Generator"),
     ({"guidance_scale": -1.0}, "guidance_scale must be a number >= 0"),
-    ({"guidance_scale": 2.0}, "needs a model trained with context dropout"),
-    ({"output_type": "latent"}, "output_type"),
+    ({"guidance_scale": 2.0}, "needs a denoiser trained with context dropout"),
+    ({"output_type": "latent"}, "output_type must be 'pil', 'np' or 'strokes'"),
     ({"stroke_format": "svg"}, "stroke_format must be 'simplified' or 'raw'"),
     ({"num_sketches": 10_001}, "more than 10000 in one call"),
     ({"num_sketches": 10**7}, "more than 10000 in one call"),
@@ -275,6 +284,80 @@ def test_history_encoder_is_causal():
     a, b = model.encode_history(strokes), model.encode_history(changed)
     torch.testing.assert_close(a[:, :4], b[:, :4])
     assert not torch.allclose(a[:, 4:], b[:, 4:])
+
+
+def test_lcm_samples_the_distilled_transformer_and_other_schedulers_the_teacher():
+    pipe = make_tiny_distilled_pipeline()
+    kwargs = dict(num_sketches=2, max_strokes=4, generator=torch.Generator().manual_seed(0), return_trajectories=True)
+
+    def broken(*args, **kwargs):
+        raise AssertionError("the model of the other sampler was called")
+
+    with mock.patch.object(pipe.transformer, "forward", broken), \
+            mock.patch.object(pipe.transformer, "encode_history", broken):
+        out = pipe(**kwargs)
+    assert pipe.default_num_inference_steps == 1 and out.trajectories[0][0].shape[0] == 2
+    pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
+    with mock.patch.object(pipe.distilled_transformer, "forward", broken), \
+            mock.patch.object(pipe.distilled_transformer, "encode_history", broken):
+        out = pipe(**kwargs)
+    assert pipe.default_num_inference_steps == 10 and out.trajectories[0][0].shape[0] == 11
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"distilled_transformer": None}, "LCMScheduler samples a distilled transformer and this pipeline has none"),
+    ({"num_inference_steps": 11}, "exceeds the 10 steps the distilled transformer was distilled from"),
+    ({"guidance_scale": 2.0}, "a distilled one never is"),
+])
+def test_distilled_sampling_refuses_what_it_cannot_do(change, message):
+    pipe = make_tiny_distilled_pipeline()
+    if "distilled_transformer" in change:
+        pipe.register_modules(distilled_transformer=None)
+    call = {k: v for k, v in change.items() if k != "distilled_transformer"}
+    with pytest.raises(ValueError, match=message):
+        pipe(num_sketches=1, max_strokes=3, **call)
+
+
+def test_a_schedulers_misfit_names_the_distilled_alternative(tiny_pipeline):
+    tiny_pipeline.scheduler = diffusers.HeunDiscreteScheduler.from_config(tiny_pipeline.scheduler.config)
+    with pytest.raises(ValueError, match="a distilled transformer is sampled with LCMScheduler"):
+        tiny_pipeline(num_sketches=1, num_inference_steps=2)
+
+
+def test_distilled_pipeline_saves_and_loads_both_transformers(tmp_path):
+    pipe = make_tiny_distilled_pipeline()
+    pipe.save_pretrained(tmp_path / "p")
+    index = json.loads((tmp_path / "p" / "model_index.json").read_text())
+    assert index["distilled_transformer"] == ["modeling_stroke_diffusion", "StrokeDiffusionModel"]
+    assert index["scheduler"] == ["diffusers", "LCMScheduler"]
+    assert (tmp_path / "p" / "distilled_transformer" / "diffusion_pytorch_model.safetensors").is_file()
+    loaded = DiffusionPipeline.from_pretrained(tmp_path / "p", trust_remote_code=True)
+    loaded.set_progress_bar_config(disable=True)
+
+    def draw(p):
+        return p(num_sketches=3, max_strokes=5, generator=torch.Generator().manual_seed(0)).strokes
+
+    assert sketches_equal(draw(loaded), draw(pipe))
+    make_tiny_pipeline().save_pretrained(tmp_path / "plain")  # a folder without one loads with none
+    assert DiffusionPipeline.from_pretrained(tmp_path / "plain", trust_remote_code=True).distilled_transformer is None
+
+
+def test_incremental_history_encoding_with_a_cache_matches_the_full_pass():
+    torch.manual_seed(0)
+    model = StrokeDiffusionModel(**TINY_MODEL).eval()
+    strokes = torch.rand(3, 4, TINY_MODEL["points_per_stroke"], 2) * 2 - 1
+    full = model.encode_history(strokes)  # (3, 5, D)
+    cache = []
+    first = model.encode_history(strokes[:, :2], cache)  # the start token and two strokes at once
+    torch.testing.assert_close(first, full[:, :3])
+    torch.testing.assert_close(model.encode_history(strokes[:, 2:3], cache), full[:, 3:4])
+    keep = torch.tensor([True, False, True])  # a sketch finished: its rows leave the cache
+    cache = model.select_cache(cache, keep)
+    torch.testing.assert_close(model.encode_history(strokes[keep, 3:4], cache), full[keep, 4:5])
+    with pytest.raises(ValueError, match="one position at a time"):
+        model.encode_history(strokes[keep, :2], cache)
+    with pytest.raises(ValueError, match="at most 12"):
+        model.encode_history(torch.zeros(1, 13, TINY_MODEL["points_per_stroke"], 2), [])
 
 
 def test_concurrent_calls_on_one_pipeline_draw_what_each_would_alone():

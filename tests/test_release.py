@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO, make_tiny_pipeline, needs_shared, simplified_sample
+from conftest import REPO, make_tiny_distilled_pipeline, make_tiny_pipeline, needs_shared, simplified_sample
 from test_train import train_here
 
 
@@ -90,10 +90,15 @@ def test_refresh_code_rewrites_stale_code_and_refuses_a_change_in_what_it_draws(
 
 
 def released_folder(folder):
-    """A tiny pipeline folder with the shipped cat's provenance, training config and metrics (dated after it)."""
+    """A tiny pipeline folder with the shipped cat's provenance, training config and metrics (recorded for the tiny
+    folder's weights)."""
+    from sketch_diffusion.provenance import weights_sha256
+
     make_tiny_pipeline().save_pretrained(folder)
-    for name in ("provenance.json", "training_config.json", "metrics.json"):
+    for name in ("provenance.json", "training_config.json"):
         shutil.copyfile(REPO / "models" / "cat" / name, folder / name)
+    metrics = json.loads((REPO / "models" / "cat" / "metrics.json").read_text())
+    (folder / "metrics.json").write_text(json.dumps({**metrics, "weights_sha256": weights_sha256(folder)}))
     for name in ("checkpoints", "logs", "samples"):
         (folder / name).mkdir()
         (folder / name / "keep.txt").write_text(name)
@@ -139,6 +144,18 @@ def test_staging_twice_replaces_the_earlier_staging(tmp_path):
     assert stage(model, tmp_path / "s", "you/cat") == first
     assert not (tmp_path / "s" / "leftover.txt").exists()
     assert not any(p.name.startswith(("checkpoints", "logs", "samples")) for p in first)
+
+
+def test_distilling_a_folder_makes_its_metrics_stale(tmp_path):
+    """Metrics of the full sampler do not describe a folder that samples a distilled transformer by default."""
+    from sketch_diffusion.provenance import weights_sha256
+    from sketch_diffusion.release import load_metrics
+
+    model = released_folder(tmp_path / "m")
+    assert load_metrics(model)["weights_sha256"] == weights_sha256(model)
+    make_tiny_distilled_pipeline().distilled_transformer.save_pretrained(model / "distilled_transformer")
+    with pytest.raises(ValueError, match="computed for other weights"):
+        load_metrics(model)
 
 
 def test_metrics_of_earlier_weights_are_never_released(tmp_path):

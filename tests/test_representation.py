@@ -4,8 +4,8 @@ import pytest
 from conftest import CATEGORIES, needs_shared, raw_sample, simplified_sample
 from sketch_diffusion.data import load_strokes, read_drawings
 from pipeline.representation import (
-    as_stroke_list, normalized_to_strokes, pack_sketches, pixels_to_unit, raw_to_simplified, rdp_simplify,
-    resample_stroke, simplify_normalized, stroke3_to_stroke5, stroke3_to_strokes, stroke5_to_stroke3,
+    as_stroke_list, normalized_to_strokes, pack_sketches, pixels_to_unit, raw_to_simplified, raw_to_simplified_batch,
+    rdp_keep, rdp_keep_batch, rdp_simplify, resample_batch, resample_stroke, simplify_normalized, stroke3_to_stroke5, stroke3_to_strokes, stroke5_to_stroke3,
     strokes_to_normalized, strokes_to_stroke3, unit_to_pixels)
 
 
@@ -115,6 +115,28 @@ def test_rdp_drops_nearly_collinear_points_and_keeps_corners():
     np.testing.assert_array_equal(rdp_simplify(corner, 2.0), corner[[0, 2, 4]])
     line = np.array([[0, 0], [1, 1.01], [2, 2], [3, 3.02], [10, 10]], dtype=np.float32)
     np.testing.assert_array_equal(rdp_simplify(line, 2.0), line[[0, -1]])
+
+
+def random_polylines(num: int = 400, points: int = 32) -> np.ndarray:
+    """``(num, points, 2)`` float32 pixels: random walks of many scales, with dots, straight lines and ties among them."""
+    rng = np.random.default_rng(0)
+    walks = np.cumsum(rng.normal(size=(num, points, 2)) * rng.uniform(0.1, 20, (num, 1, 1)), axis=1) + 128
+    walks[:20] = walks[:20, :1]  # dots: every point the same
+    walks[20:40, :, 1] = 100  # horizontal lines
+    walks[40:80] = np.round(walks[40:80] / 8) * 8  # coarse grids: equally far points (ties)
+    return walks.astype(np.float32)
+
+
+def test_batched_rdp_and_resampling_equal_the_one_by_one_versions():
+    polylines = random_polylines()
+    keep = rdp_keep_batch(polylines, 2.0)
+    np.testing.assert_array_equal(keep, np.stack([rdp_keep(p, 2.0) for p in polylines]))
+    one_by_one = np.stack([resample_stroke(p[k], 16) for p, k in zip(polylines, keep)])
+    np.testing.assert_allclose(resample_batch(polylines, keep, 16), one_by_one, rtol=0, atol=1e-4)
+    sketches = [list(polylines[i : i + 5]) for i in range(0, 40, 5)] + [[]]
+    for batched, sketch in zip(raw_to_simplified_batch(sketches), sketches):
+        expected = raw_to_simplified(sketch) if sketch else []
+        assert len(batched) == len(expected) and all(np.array_equal(a, b) for a, b in zip(batched, expected))
 
 
 def l_stroke(num_points: int) -> np.ndarray:

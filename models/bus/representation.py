@@ -188,6 +188,64 @@ def rdp_keep(points: np.ndarray, epsilon: float) -> np.ndarray:
     return keep
 
 
+def rdp_keep_batch(points: np.ndarray, epsilon: float) -> np.ndarray:
+    """``rdp_keep`` of every polyline of ``points (N, P, 2)`` at once: the ``(N, P)`` bool mask, the same as
+    ``rdp_keep`` row by row. Each pass splits every segment at its farthest point beyond ``epsilon`` (the first one on
+    ties), which is what the recursion does, one level at a time."""
+    points = np.asarray(points, dtype=np.float32)
+    n, p = points.shape[:2]
+    keep = np.zeros((n, p), dtype=bool)
+    keep[:, [0, -1]] = True
+    index, todo = np.arange(p), np.arange(n)  # todo: the polylines that split in the last pass (may split again)
+    while len(todo):
+        kept, pts, rows = keep[todo], points[todo], np.arange(len(todo))[:, None]
+        start = np.maximum.accumulate(np.where(kept, index, 0), axis=1)  # each point's segment: kept ends around it
+        end = np.minimum.accumulate(np.where(kept, index, p - 1)[:, ::-1], axis=1)[:, ::-1]
+        a, ab = pts[rows, start], pts[rows, end] - pts[rows, start]
+        d = pts - a
+        norm = np.hypot(ab[..., 0], ab[..., 1])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dist = np.where(norm == 0.0, np.sqrt(d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1]),
+                            np.abs(ab[..., 0] * d[..., 1] - ab[..., 1] * d[..., 0]) / norm)
+        dist[kept] = -1.0
+        dist = dist.ravel()
+        segment = (rows * p + start).ravel()  # non-decreasing: each segment is one run of the flat arrays
+        new_run = np.r_[True, segment[1:] != segment[:-1]]
+        runs = np.flatnonzero(new_run)
+        farthest = np.maximum.reduceat(dist, runs)[np.cumsum(new_run) - 1]
+        split = (dist == farthest) & (dist > epsilon)
+        first = np.minimum.reduceat(np.where(split, np.tile(index, len(todo)), p), runs)  # first farthest point
+        hit = first < p
+        if not hit.any():
+            break
+        split_rows = segment[runs[hit]] // p
+        keep[todo[split_rows], first[hit]] = True
+        todo = todo[np.unique(split_rows)]
+    return keep
+
+
+def resample_batch(points: np.ndarray, keep: np.ndarray, num_points: int) -> np.ndarray:
+    """``resample_stroke`` of the polylines ``points[i][keep[i]]`` of ``points (N, P, 2)``, all at once ->
+    ``(N, num_points, 2)`` float32 (equal to the one-by-one result up to float rounding)."""
+    n, p = keep.shape
+    order = np.argsort(~keep, axis=1, kind="stable")  # the kept points first, in order
+    pts = np.take_along_axis(np.asarray(points, dtype=np.float64), order[..., None], axis=1)
+    count = keep.sum(axis=1)
+    seg = np.where(np.arange(p - 1)[None, :] < (count - 1)[:, None], np.linalg.norm(np.diff(pts, axis=1), axis=2), 0.0)
+    cum = np.concatenate([np.zeros((n, 1)), np.cumsum(seg, axis=1)], axis=1)  # (N, P), flat after the last point
+    total = cum[:, -1:]
+    targets = np.arange(num_points)[None, :] * (total / max(num_points - 1, 1))
+    targets[:, -1:] = total
+    j = np.clip((cum[:, None, :] <= targets[:, :, None]).sum(axis=2) - 1, 0, p - 2)  # segment of each target
+    j = np.minimum(j, np.maximum(count - 2, 0)[:, None])
+    x0, x1 = np.take_along_axis(cum, j, 1), np.take_along_axis(cum, j + 1, 1)
+    y0, y1 = np.take_along_axis(pts, j[..., None], 1), np.take_along_axis(pts, j[..., None] + 1, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = np.where(x1 > x0, (targets - x0) / (x1 - x0), 0.0)[..., None]
+    out = np.where(targets[..., None] >= x1[..., None], y1, y0 + w * (y1 - y0))
+    return out.astype(np.float32)
+
+
 def rdp_simplify(points: np.ndarray, epsilon: float) -> np.ndarray:
     """The ``(m, 2)`` points of an ``(n, 2)`` polyline that Ramer-Douglas-Peucker keeps (``rdp_keep``)."""
     points = np.asarray(points, dtype=np.float32)
@@ -201,14 +259,29 @@ def raw_to_simplified(strokes: Sequence[np.ndarray], fit: bool = True, epsilon: 
     return [np.round(rdp_simplify(s, epsilon)).astype(np.float32) for s in fitted]
 
 
+def raw_to_simplified_batch(sketches: Sequence[Sequence[np.ndarray]], fit: bool = True, epsilon: float = 2.0
+                            ) -> list[list[np.ndarray]]:
+    """``raw_to_simplified`` of many sketches at once, the same result: every stroke of every sketch must have the
+    same number of points (as the pipeline's resampled strokes do)."""
+    fitted = [fit_to_canvas(sketch) if fit and len(sketch) else list(sketch) for sketch in sketches]
+    flat = [np.asarray(stroke, dtype=np.float32) for sketch in fitted for stroke in sketch]
+    if not flat:
+        return [[] for _ in sketches]
+    stacked = np.stack(flat)
+    keep = rdp_keep_batch(stacked, epsilon)
+    simplified = iter([np.round(stroke[k]).astype(np.float32) for stroke, k in zip(stacked, keep)])
+    return [[next(simplified) for _ in sketch] for sketch in fitted]
+
+
 def simplify_normalized(strokes: np.ndarray, epsilon: float = 2.0) -> np.ndarray:
     """``(N, P, 2)`` strokes in [-1, 1] -> float32 copies RDP-simplified (``epsilon`` in canvas pixels) and
     resampled back to P points: the piecewise-linear form that resampled training strokes have. The pipeline
     does this to every stroke it draws before the history encoder reads it."""
     strokes = np.asarray(strokes, dtype=np.float32)
-    num_points = strokes.shape[1]
-    out = [resample_stroke(rdp_simplify(unit_to_pixels(s), epsilon), num_points) for s in strokes]
-    return pixels_to_unit(np.stack(out)) if out else strokes.copy()
+    if len(strokes) == 0:
+        return strokes.copy()
+    pixels = unit_to_pixels(strokes)
+    return pixels_to_unit(resample_batch(pixels, rdp_keep_batch(pixels, epsilon), strokes.shape[1]))
 
 
 def pack_sketches(sketches: Sequence[Sequence[np.ndarray]], num_points: int, max_strokes: int

@@ -28,11 +28,13 @@ from diffusers.utils.dynamic_modules_utils import get_relative_import_files
 from diffusers.utils.torch_utils import randn_tensor
 
 from .rendering import DEFAULT_LINE_WIDTH, DEFAULT_SIZE, render_image, render_progress
-from .representation import (CANVAS_SIZE, as_stroke_list, canvas_fit, raw_to_simplified, simplify_normalized,
+from .representation import (CANVAS_SIZE, as_stroke_list, canvas_fit, raw_to_simplified_batch, simplify_normalized,
                              strokes_to_normalized, unit_to_pixels)
 
 
-DEFAULT_NUM_INFERENCE_STEPS = 10  # DPM-Solver++ steps per stroke
+DEFAULT_NUM_INFERENCE_STEPS = 10  # DPM-Solver++ steps per stroke of the transformer
+DISTILLED_NUM_INFERENCE_STEPS = 1  # LCMScheduler steps per stroke of the distilled transformer
+DISTILLED_SCHEDULER = "LCMScheduler"  # the scheduler that samples the distilled transformer (and only it)
 CORRUPTED = "the model produced NaN or infinite {what}: its weights are likely corrupted (re-download the folder)"
 MAX_SKETCHES_PER_CALL = 10_000  # one batch's canvas state; draw more in several calls
 # Schedulers that sample the discrete-time DDPM process the model was trained on and, tried on the rabbit, draw
@@ -50,8 +52,8 @@ class StrokeDiffusionOutput(BaseOutput):
     Args:
         strokes: one list per sketch, each a list of ``(n_i, 2)`` float32 arrays in canvas pixels 0..255,
             prefix strokes first (see ``stroke_format``).
-        images: the finished sketches as PIL images (``output_type="pil"``) or a
-            ``(num_sketches, size, size)`` uint8 array (``"np"``).
+        images: the finished sketches as PIL images (``output_type="pil"``), a ``(num_sketches, size, size)`` uint8
+            array (``"np"``), or ``None`` (``"strokes"``: nothing rendered).
         progress: with ``return_progress=True``, per sketch the canvas (PIL) after every stroke.
         trajectories: with ``return_trajectories=True``, per sketch and generated stroke a
             ``(num_inference_steps + 1, P, 2)`` array in the same canvas pixels as ``strokes``: the
@@ -82,19 +84,51 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
 
     Args:
         transformer: a ``StrokeDiffusionModel`` (history encoder, stop head and stroke denoiser).
-        scheduler: a diffusers scheduler of the DDPM family (``SUPPORTED_SCHEDULERS``), run once per stroke.
+        scheduler: the scheduler run once per stroke: one of the DDPM family (``SUPPORTED_SCHEDULERS``), which samples
+            ``transformer``, or ``LCMScheduler``, which samples ``distilled_transformer``.
+        distilled_transformer: optional; a copy of ``transformer`` whose denoiser was consistency-distilled
+            (``sketch_diffusion.distillation``) to draw a stroke in ``DISTILLED_NUM_INFERENCE_STEPS`` LCMScheduler
+            steps instead of ``DEFAULT_NUM_INFERENCE_STEPS`` DPM-Solver++ steps.
         default_guidance_scale: the ``guidance_scale`` used when a call gives none (saved in ``model_index.json``).
         simplify_epsilon: RDP tolerance in canvas pixels (the official files use 2) of each drawn stroke before it
             becomes history, and of the ``"simplified"`` output (saved in ``model_index.json``).
     """
 
-    model_cpu_offload_seq = "transformer"
+    model_cpu_offload_seq = "transformer->distilled_transformer"
+    _optional_components = ["distilled_transformer"]
 
-    def __init__(self, transformer, scheduler, default_guidance_scale: float = 1.0, simplify_epsilon: float = 2.0):
+    def __init__(self, transformer, scheduler, distilled_transformer=None, default_guidance_scale: float = 1.0,
+                 simplify_epsilon: float = 2.0):
         super().__init__()
         _number_at_least(simplify_epsilon, 0, "simplify_epsilon (canvas pixels)")
-        self.register_modules(transformer=transformer, scheduler=scheduler)
+        self.register_modules(transformer=transformer, scheduler=scheduler, distilled_transformer=distilled_transformer)
         self.register_to_config(default_guidance_scale=default_guidance_scale, simplify_epsilon=simplify_epsilon)
+
+    @property
+    def uses_distilled(self) -> bool:
+        """Whether calls sample ``distilled_transformer`` (the scheduler is ``LCMScheduler``) or ``transformer``."""
+        return type(self.scheduler).__name__ == DISTILLED_SCHEDULER
+
+    @property
+    def sampled_model(self):
+        """The ``StrokeDiffusionModel`` that calls sample with this scheduler: ``distilled_transformer`` under
+        ``LCMScheduler``, else ``transformer``."""
+        return self.distilled_transformer if self.uses_distilled else self.transformer
+
+    @property
+    def default_num_inference_steps(self) -> int:
+        """The ``num_inference_steps`` of a call that gives none: it depends on the model the scheduler samples."""
+        return DISTILLED_NUM_INFERENCE_STEPS if self.uses_distilled else DEFAULT_NUM_INFERENCE_STEPS
+
+    def with_scheduler(self, scheduler) -> "StrokeDiffusionPipeline":
+        """A pipeline that shares this one's models and settings and samples with ``scheduler``; e.g. the full sampler
+        of a distilled pipeline: ``pipe.with_scheduler(DPMSolverMultistepScheduler.from_config(pipe.scheduler.config))``.
+        """
+        other = type(self)(self.transformer, scheduler, self.distilled_transformer,
+                           default_guidance_scale=self.config.default_guidance_scale,
+                           simplify_epsilon=self.config.simplify_epsilon)
+        other.set_progress_bar_config(**getattr(self, "_progress_bar_config", {}))
+        return other
 
     # ------------------------------------------------------------------ inputs
 
@@ -102,27 +136,36 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
                      prefix_strokes, generator, output_type, stroke_format, image_size) -> list:
         """Validate a call's arguments (a ``ValueError`` names the argument); return the prefix as ``(n, 2)`` arrays."""
         scheduler_name = type(self.scheduler).__name__
-        if scheduler_name not in SUPPORTED_SCHEDULERS:
+        if self.uses_distilled and self.distilled_transformer is None:
+            raise ValueError(f"{DISTILLED_SCHEDULER} samples a distilled transformer and this pipeline has none "
+                             f"(distilled_transformer is None): use one of {', '.join(sorted(SUPPORTED_SCHEDULERS))}")
+        if not self.uses_distilled and scheduler_name not in SUPPORTED_SCHEDULERS:
             raise ValueError(f"scheduler {scheduler_name} is not supported: the model was trained with DDPM noise, "
-                             f"which these schedulers sample: {', '.join(sorted(SUPPORTED_SCHEDULERS))}")
+                             f"which these schedulers sample: {', '.join(sorted(SUPPORTED_SCHEDULERS))}; "
+                             f"a distilled transformer is sampled with {DISTILLED_SCHEDULER}")
         if _positive_int(num_sketches, "num_sketches") > MAX_SKETCHES_PER_CALL:
             raise ValueError(f"num_sketches={num_sketches} is more than {MAX_SKETCHES_PER_CALL} in one call; "
                              "draw them in several calls")
         if _positive_int(num_inference_steps, "num_inference_steps") > self.scheduler.config.num_train_timesteps:
             raise ValueError(f"num_inference_steps={num_inference_steps} exceeds the scheduler's "
                              f"{self.scheduler.config.num_train_timesteps} training timesteps")
+        distilled_steps = self.scheduler.config.get("original_inference_steps") if self.uses_distilled else None
+        if distilled_steps and num_inference_steps > distilled_steps:
+            raise ValueError(f"num_inference_steps={num_inference_steps} exceeds the {distilled_steps} steps the "
+                             f"distilled transformer was distilled from; use 1 to {distilled_steps}")
         _number_at_least(guidance_scale, 0, "guidance_scale")
-        if guidance_scale != 1.0 and not self.transformer.config.context_dropout:
-            raise ValueError(f"guidance_scale={guidance_scale} needs a model trained with context dropout; this one "
-                             "was not (its null context is untrained), so use guidance_scale=1.0")
+        if guidance_scale != 1.0 and not self.sampled_model.config.context_dropout:
+            raise ValueError(f"guidance_scale={guidance_scale} needs a denoiser trained with context dropout; this one "
+                             "was not (its null context is untrained; a distilled one never is), so use "
+                             "guidance_scale=1.0")
         _number_at_least(temperature, 0, "temperature", strict=True)
         limit = self.transformer.config.max_strokes
         if _positive_int(max_strokes, "max_strokes") > limit:
             raise ValueError(f"max_strokes={max_strokes} exceeds the model's limit of {limit} strokes")
         if generator is not None and not isinstance(generator, torch.Generator):
             raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-        if output_type not in ("pil", "np"):
-            raise ValueError(f"output_type must be 'pil' or 'np', got {output_type!r}")
+        if output_type not in ("pil", "np", "strokes"):
+            raise ValueError(f"output_type must be 'pil', 'np' or 'strokes', got {output_type!r}")
         if stroke_format not in ("simplified", "raw"):
             raise ValueError(f"stroke_format must be 'simplified' or 'raw', got {stroke_format!r}")
         if not 8 <= _positive_int(image_size, "image_size") <= 4096:
@@ -153,7 +196,8 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
         ``uncond + w * (cond - uncond)``, the unconditional branch seeing the null context.
         Returns ``(N, P, 2)`` points in [-1, 1] and, if asked, the ``(steps + 1, N, P, 2)`` trajectory.
         """
-        sample = randn_tensor((context.shape[0], self.transformer.config.points_per_stroke, 2), generator=generator,
+        model = self.sampled_model
+        sample = randn_tensor((context.shape[0], model.config.points_per_stroke, 2), generator=generator,
                               device=context.device, dtype=context.dtype)
         sample = sample * scheduler.init_noise_sigma * temperature
         scheduler.set_timesteps(num_inference_steps, device=context.device)
@@ -161,9 +205,9 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
         trajectory = [sample] if return_trajectory else None
         for t in scheduler.timesteps:
             model_input = scheduler.scale_model_input(sample, t)
-            model_output = self.transformer(model_input, t, context)
+            model_output = model(model_input, t, context)
             if guidance_scale != 1.0:  # the unconditional pass shares one conditioning row, so it costs less
-                uncond = self.transformer(model_input, t, None)
+                uncond = model(model_input, t, None)
                 model_output = uncond + guidance_scale * (model_output - uncond)
             sample = scheduler.step(model_output, t, sample, **step_kwargs).prev_sample
             if return_trajectory:
@@ -177,7 +221,7 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
     def __call__(
         self,
         num_sketches: int = 1,
-        num_inference_steps: int = DEFAULT_NUM_INFERENCE_STEPS,
+        num_inference_steps: Optional[int] = None,
         guidance_scale: Optional[float] = None,
         generator: Optional[torch.Generator] = None,
         temperature: float = 1.0,
@@ -195,7 +239,8 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
 
         Args:
             num_sketches: how many sketches to draw in one batch (at most ``MAX_SKETCHES_PER_CALL``).
-            num_inference_steps: scheduler steps per stroke.
+            num_inference_steps: scheduler steps per stroke; default ``default_num_inference_steps`` (1 with the
+                distilled transformer under ``LCMScheduler``, else 10).
             guidance_scale: classifier-free guidance on the strokes already drawn (1.0 = none; larger values
                 keep each new stroke closer to what the history calls for). Default: the pipeline's
                 ``default_guidance_scale``. Needs a model trained with ``context_dropout`` > 0.
@@ -206,7 +251,8 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
             prefix_strokes: completion mode: strokes already drawn, in canvas pixels 0..255, shared by all sketches;
                 the model continues them. Each stroke is an ``(n, 2)`` array of points, or nested lists in the
                 official layout ``[xs, ys]`` (raw files: ``[xs, ys, ts]``); see ``representation.as_stroke_list``.
-            output_type: ``"pil"`` or ``"np"`` for ``images``.
+            output_type: ``"pil"`` or ``"np"`` for ``images``; ``"strokes"`` renders no images (for callers that
+                use ``strokes`` alone, such as evaluation, which renders them its own way).
             stroke_format: ``"simplified"`` gives strokes the way the Quick, Draw! simplified files store
                 drawings, which is what the model was trained on: the sketch scaled so its longer side spans
                 0..255 and moved to the top-left corner (skipped when ``prefix_strokes`` are given, so they
@@ -217,12 +263,14 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
             return_progress: also return each sketch's canvas after every stroke (for animations).
             return_trajectories: also return each generated stroke's denoising trajectory.
         """
-        config = self.transformer.config
-        max_strokes = config.max_strokes if max_strokes is None else max_strokes
+        num_inference_steps = self.default_num_inference_steps if num_inference_steps is None else num_inference_steps
+        max_strokes = self.transformer.config.max_strokes if max_strokes is None else max_strokes
         guidance_scale = self.config.default_guidance_scale if guidance_scale is None else guidance_scale
         prefix = self.check_inputs(num_sketches, num_inference_steps, guidance_scale, temperature, max_strokes,
                                    prefix_strokes, generator, output_type, stroke_format, image_size)
-        device, dtype = self._execution_device, self.transformer.dtype
+        model = self.sampled_model  # the transformer, or its distilled copy under LCMScheduler
+        config = model.config
+        device, dtype = self._execution_device, model.dtype
         epsilon = self.config.simplify_epsilon
         scheduler = copy.deepcopy(self.scheduler)  # schedulers keep per-call state: concurrent calls each get one
 
@@ -232,21 +280,22 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
             packed = strokes_to_normalized(prefix, config.points_per_stroke)
             strokes[:, : len(prefix)] = torch.from_numpy(packed).to(device=device, dtype=dtype)
         lengths = torch.full((num_sketches,), len(prefix), dtype=torch.long, device=device)
-        finished = torch.zeros(num_sketches, dtype=torch.bool, device=device)
         trajectories = [[] for _ in range(num_sketches)] if return_trajectories else None
 
-        # 2. one stroke at a time: decide whether to stop, then denoise the next stroke
+        # 2. one stroke at a time: decide whether to stop, then denoise the next stroke. The history encoder keeps
+        # its keys and values (cache), so each step encodes only the stroke just drawn; finished sketches leave the
+        # batch (active) and cost nothing from then on.
+        active, cache, unread = torch.arange(num_sketches, device=device), [], strokes[:, : len(prefix)]
         for k in self.progress_bar(range(len(prefix), max_strokes)):
-            active = torch.nonzero(~finished).squeeze(1)  # finished sketches cost nothing from here on
-            context = self.transformer.encode_history(strokes[active, :k])[:, k]
-            stop_prob = torch.sigmoid(self.transformer.stop_logits(context).float() / temperature)
+            context = model.encode_history(unread, cache)[:, -1]
+            stop_prob = torch.sigmoid(model.stop_logits(context).float() / temperature)
             if not torch.isfinite(stop_prob).all():
                 raise FloatingPointError(CORRUPTED.format(what="stop probabilities"))
             uniform = self._uniform(num_sketches, generator, device)[active]
             if k > 0:
-                stop = uniform < stop_prob
-                finished[active[stop]] = True
-                active, context = active[~stop], context[~stop]
+                go_on = uniform >= stop_prob
+                active, context = active[go_on], context[go_on]
+                cache = model.select_cache(cache, go_on)
             if len(active) == 0:
                 break
             new, trajectory = self.denoise_stroke(scheduler, context, num_inference_steps, guidance_scale,
@@ -255,6 +304,7 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
             new = simplify_normalized(new.float().cpu().numpy(), epsilon)
             strokes[active, k] = torch.from_numpy(new).to(device=device, dtype=dtype)
             lengths[active] += 1
+            unread = strokes[active, k : k + 1]
             if return_trajectories:
                 for j, i in enumerate(active.tolist()):
                     trajectories[i].append(unit_to_pixels(trajectory[:, j].float().cpu().numpy()))
@@ -267,9 +317,9 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
             if return_trajectories and fit:
                 trajectories = [[(path - origin) * scale for path in paths]
                                 for paths, (origin, scale) in zip(trajectories, map(canvas_fit, sketches))]
-            sketches = [raw_to_simplified(s, fit=fit, epsilon=epsilon) for s in sketches]
+            sketches = raw_to_simplified_batch(sketches, fit=fit, epsilon=epsilon)
         style = {"size": image_size, "line_width": line_width}
-        images = [render_image(s, **style) for s in sketches]
+        images = None if output_type == "strokes" else [render_image(s, **style) for s in sketches]
         if output_type == "np":
             images = np.stack([np.asarray(im) for im in images])
         progress = [render_progress(s, **style) for s in sketches] if return_progress else None

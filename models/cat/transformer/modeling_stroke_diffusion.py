@@ -37,10 +37,19 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(width, 3 * width)
         self.proj = nn.Linear(width, width)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: list | None = None) -> torch.Tensor:
+        """``x (B, n, width)``. ``cache``: this layer's ``[keys, values]`` of the earlier positions (filled in place),
+        ``[]`` on the first call; with earlier positions cached, ``x`` must be the one next position."""
         b, n, w = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.num_heads, w // self.num_heads).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
+        causal = True
+        if cache is not None:
+            if cache:
+                if n != 1:
+                    raise ValueError(f"with earlier positions cached, encode one position at a time, not {n}")
+                k, v, causal = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2), False
+            cache[:] = [k, v]
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=causal, dropout_p=self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(b, n, w))
 
 
@@ -51,8 +60,8 @@ class TransformerBlock(nn.Module):
         self.attn = CausalSelfAttention(width, num_heads, dropout)
         self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width), nn.Dropout(dropout))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln1(x))
+    def forward(self, x: torch.Tensor, cache: list | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x), cache)
         return x + self.mlp(self.ln2(x))
 
 
@@ -147,17 +156,33 @@ class StrokeDiffusionModel(ModelMixin, ConfigMixin):
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
 
-    def encode_history(self, strokes: torch.Tensor) -> torch.Tensor:
-        """``strokes (B, L, P, 2)`` in [-1, 1], L <= max_strokes -> ``context (B, L + 1, hidden_size)``."""
+    def encode_history(self, strokes: torch.Tensor, cache: list | None = None) -> torch.Tensor:
+        """``strokes (B, L, P, 2)`` in [-1, 1], L <= max_strokes -> ``context (B, L + 1, hidden_size)``.
+
+        Incremental use (sampling), with a key/value ``cache``: the first call passes ``cache=[]``, which it fills
+        with every layer's keys and values; each later call passes the same list and only the one stroke drawn
+        since, ``strokes (B, 1, P, 2)``, and gets that position's ``context (B, 1, hidden_size)``. Select rows of
+        the cache with ``select_cache``.
+        """
         b, length = strokes.shape[:2]
-        if length > self.config.max_strokes:
-            raise ValueError(f"history has {length} strokes; this model handles at most {self.config.max_strokes}")
-        tokens = self.stroke_embed(strokes.reshape(b, length, 2 * self.config.points_per_stroke).to(self.start_token.dtype))
-        x = torch.cat([self.start_token.expand(b, 1, -1), tokens], dim=1)
-        x = x + self.position_embed(torch.arange(length + 1, device=x.device))
-        for block in self.blocks:
-            x = block(x)
+        start = cache[0][0].shape[2] if cache else 0  # positions already encoded, the start token included
+        if max(start - 1, 0) + length > self.config.max_strokes:
+            raise ValueError(f"history has {max(start - 1, 0) + length} strokes; this model handles at most "
+                             f"{self.config.max_strokes}")
+        x = self.stroke_embed(strokes.reshape(b, length, 2 * self.config.points_per_stroke).to(self.start_token.dtype))
+        if start == 0:
+            x = torch.cat([self.start_token.expand(b, 1, -1), x], dim=1)
+        x = x + self.position_embed(torch.arange(start, start + x.shape[1], device=x.device))
+        if cache is not None and not cache:
+            cache.extend([] for _ in self.blocks)
+        for i, block in enumerate(self.blocks):
+            x = block(x, None if cache is None else cache[i])
         return self.ln_f(x)
+
+    @staticmethod
+    def select_cache(cache: list, rows: torch.Tensor) -> list:
+        """The key/value cache of ``encode_history`` for the sketches ``rows`` (indices or a boolean mask) only."""
+        return [[keys[rows], values[rows]] for keys, values in cache]
 
     def stop_logits(self, context: torch.Tensor) -> torch.Tensor:
         """``context (..., hidden_size)`` -> logits ``(...)`` that the sketch ends here."""

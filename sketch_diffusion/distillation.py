@@ -1,0 +1,308 @@
+"""Consistency distillation of a trained pipeline's stroke denoiser into a few-step one, sampled with LCMScheduler.
+
+The teacher (the pipeline's ``transformer`` with its DPM-Solver++ scheduler at ``DEFAULT_NUM_INFERENCE_STEPS``) draws
+every stroke of two sets of sketches from fresh noise: sketches it drew itself (the histories it meets when sampling)
+and the training drawings of its ``training_config.json``. Each point ``x_t`` of those trajectories is a training input
+whose target is the trajectory's end. The student, a copy of the teacher whose encoder and stop head stay frozen,
+learns to jump from any such point to the end in one call, in ``LCMScheduler``'s parameterisation (the teacher's
+``prediction_type`` and LCM's boundary scalings). ``LCMScheduler`` with ``original_inference_steps`` = the teacher's
+steps then samples it on a subset of the teacher's timesteps: ``DISTILLED_NUM_INFERENCE_STEPS`` model calls a stroke.
+
+``distill.py`` is the command line; ``distill`` below is the whole run: trajectories (cached in the work folder),
+training with checkpoints and resume, export into the pipeline folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pipeline.modeling_stroke_diffusion import StrokeDiffusionModel
+from pipeline.pipeline_stroke_diffusion import DEFAULT_NUM_INFERENCE_STEPS, StrokeDiffusionPipeline
+from pipeline.representation import pack_sketches
+
+from .fileio import append_jsonl, copy_changed_files, file_digest, write_json_atomic
+from .provenance import library_versions
+from .release import tidy_model_configs
+from .settings import default_cache_dir
+from .training import (load_training_data, resolve_mixed_precision, resolve_resume, save_checkpoint,
+                       verify_checkpoint)
+
+FROZEN = ("stroke_embed", "start_token", "position_embed", "blocks", "ln_f", "stop_head", "null_context")
+TRAJECTORIES = "teacher_trajectories.safetensors"
+
+
+def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", required=True, help="trained pipeline folder (train.py's --output-dir): the teacher")
+    p.add_argument("--output-dir", help="where the distilled pipeline goes; default: --model itself, which gains "
+                                        "distilled_transformer/ and LCMScheduler as its scheduler (file by file, "
+                                        "each write atomic)")
+    p.add_argument("--work-dir", help="teacher trajectories, checkpoints and logs; default outputs/distill-<model>")
+    p.add_argument("--teacher-sketches", type=int, default=20_000,
+                   help="sketches the teacher draws whose strokes (with the training drawings') are distilled")
+    p.add_argument("--max-steps", type=int, default=8000)
+    p.add_argument("--batch-size", type=int, default=1024, help="trajectory points per step")
+    p.add_argument("--learning-rate", type=float, default=3e-4)
+    p.add_argument("--lr-warmup-steps", type=int, default=100, help="then cosine decay to 0")
+    p.add_argument("--first-step-fraction", type=float, default=0.7,
+                   help="fraction of each batch at the first timestep (pure noise), where every sampling run starts")
+    p.add_argument("--max-grad-norm", type=float, default=1.0)
+    p.add_argument("--mixed-precision", default="auto", choices=("auto", "no", "bf16", "fp16"),
+                   help="autocast of the student's forward; auto = bf16 where the device computes it natively")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache-dir", default=str(default_cache_dir()),
+                   help="cache of the Arrow datasets built from the training data file (under datasets/)")
+    p.add_argument("--checkpointing-steps", type=int, default=1000)
+    p.add_argument("--checkpoints-total-limit", type=int, default=2)
+    p.add_argument("--resume-from-checkpoint", default="latest", help="'latest', a checkpoint folder, or 'none'")
+    p.add_argument("--log-interval", type=int, default=100)
+    args = p.parse_args(argv)
+    for name in ("teacher_sketches", "max_steps", "batch_size", "checkpointing_steps", "checkpoints_total_limit",
+                 "log_interval"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if not 0 <= args.first_step_fraction <= 1:
+        p.error(f"--first-step-fraction must be in [0, 1], got {args.first_step_fraction}")
+    if not (Path(args.model) / "model_index.json").is_file():
+        p.error(f"--model {args.model} is not a pipeline folder (no model_index.json)")
+    args.output_dir = args.output_dir or args.model
+    args.work_dir = args.work_dir or str(Path("outputs") / f"distill-{Path(args.model).resolve().name}")
+    return args
+
+
+def load_teacher(model_dir: Path) -> StrokeDiffusionPipeline:
+    """The folder's ``transformer`` and its DDPM-family scheduler, in this checkout's pipeline class."""
+    import diffusers
+
+    index = json.loads((model_dir / "model_index.json").read_text())
+    scheduler = getattr(diffusers, index["scheduler"][1]).from_pretrained(model_dir / "scheduler")
+    if type(scheduler).__name__ == "LCMScheduler":  # an already distilled folder: its teacher sampler is DPM-Solver++
+        scheduler = diffusers.DPMSolverMultistepScheduler.from_config(scheduler.config)
+    pipe = StrokeDiffusionPipeline(StrokeDiffusionModel.from_pretrained(model_dir / "transformer").eval(), scheduler,
+                                   default_guidance_scale=index.get("default_guidance_scale", 1.0),
+                                   simplify_epsilon=index.get("simplify_epsilon", 2.0))
+    if pipe.config.default_guidance_scale != 1.0:
+        raise ValueError(f"{model_dir} samples with guidance_scale {pipe.config.default_guidance_scale}; distillation "
+                         "handles unguided teachers (default_guidance_scale 1.0) only")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def training_sketches(model_dir: Path, cache_dir: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The teacher's training drawings, packed ``(strokes (N, S, P, 2), lengths (N,))``, read with its
+    ``training_config.json`` (data file, split, held-out validation drawings left out)."""
+    config_file = model_dir / "training_config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{config_file} is missing: the teacher's training data is read from it")
+    config = json.loads(config_file.read_text())
+    args = argparse.Namespace(**{**config, "no_download": True, "cache_dir": cache_dir})
+    (strokes, lengths), _, _ = load_training_data(args)
+    return strokes, lengths
+
+
+def teacher_sketches(teacher: StrokeDiffusionPipeline, num: int, generator, batch_size: int = 1000):
+    """``num`` sketches the teacher draws, packed as the history encoder read them: ``(strokes, lengths)``."""
+    from tqdm.auto import tqdm
+
+    config, sketches = teacher.transformer.config, []
+    for start in tqdm(range(0, num, batch_size), desc="teacher sketches", unit="batch"):
+        sketches += teacher(num_sketches=min(batch_size, num - start), generator=generator, stroke_format="raw",
+                            output_type="strokes").strokes
+    strokes, lengths, _ = pack_sketches(sketches, config.points_per_stroke, config.max_strokes)
+    return torch.from_numpy(strokes), torch.from_numpy(lengths)
+
+
+@torch.no_grad()
+def teacher_trajectories(teacher: StrokeDiffusionPipeline, strokes: torch.Tensor, lengths: torch.Tensor, generator,
+                         batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+    """For every stroke of ``strokes (N, S, P, 2)`` with ``lengths (N,)``: its history's context ``(M, D)`` and the
+    teacher's denoising trajectory from fresh noise ``(steps + 1, M, P, 2)`` (noise first, the drawn stroke last)."""
+    from tqdm.auto import tqdm
+
+    contexts, paths, device = [], [], teacher.transformer.device
+    for start in tqdm(range(0, len(strokes), batch_size), desc="teacher trajectories", unit="batch"):
+        batch, n = strokes[start : start + batch_size].to(device), lengths[start : start + batch_size].to(device)
+        valid = torch.arange(batch.shape[1], device=device)[None, :] < n[:, None]
+        context = teacher.transformer.encode_history(batch)[:, : batch.shape[1]][valid]
+        _, path = teacher.denoise_stroke(copy.deepcopy(teacher.scheduler), context, DEFAULT_NUM_INFERENCE_STEPS, 1.0,
+                                         generator, 1.0, return_trajectory=True)
+        contexts.append(context.cpu())
+        paths.append(path.cpu())
+    return torch.cat(contexts), torch.cat(paths, dim=1)
+
+
+def teacher_digest(model_dir: Path) -> str:
+    """sha256 of the folder's ``transformer`` weights."""
+    from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
+
+    return file_digest(model_dir / "transformer" / SAFETENSORS_WEIGHTS_NAME)
+
+
+def load_or_make_trajectories(teacher, model_dir: Path, work_dir: Path, args) -> dict:
+    """The cached trajectories of ``work_dir`` if they were made for this teacher and these options, else new ones
+    (written atomically)."""
+    from safetensors.torch import load_file, save_file
+
+    key = {"teacher_weights_sha256": teacher_digest(model_dir), "teacher_sketches": str(args.teacher_sketches),
+           "seed": str(args.seed), "steps": str(DEFAULT_NUM_INFERENCE_STEPS)}
+    path = work_dir / TRAJECTORIES
+    if path.is_file():
+        from safetensors import safe_open
+
+        with safe_open(path, "pt") as f:
+            if f.metadata() == key:
+                return load_file(path)
+    generator = torch.Generator().manual_seed(args.seed)
+    own = teacher_sketches(teacher, args.teacher_sketches, generator)
+    real = training_sketches(model_dir, args.cache_dir)
+    width = max(own[0].shape[1], real[0].shape[1])
+    strokes = torch.cat([F.pad(s, (0, 0, 0, 0, 0, width - s.shape[1])) for s in (own[0], real[0])])
+    contexts, paths = teacher_trajectories(teacher, strokes, torch.cat([own[1], real[1]]), generator)
+    data = {"contexts": contexts.contiguous(), "trajectories": paths.contiguous()}
+    work_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    save_file(data, tmp, metadata=key)
+    os.replace(tmp, path)
+    return data
+
+
+def consistency_loss(student, scheduler, sample: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor,
+                     target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error between ``target (N, P, 2)`` and the stroke ``scheduler`` (an ``LCMScheduler``) denoises in
+    one step from ``sample (N, P, 2)`` at ``timesteps (N,)`` with the student's output."""
+    output = student(sample, timesteps, context).float()
+    alphas_cumprod = scheduler.alphas_cumprod.to(sample.device)[timesteps]
+    alpha, sigma = alphas_cumprod.sqrt()[:, None, None], (1 - alphas_cumprod).sqrt()[:, None, None]
+    kind = scheduler.config.prediction_type
+    if kind == "v_prediction":
+        x0 = alpha * sample - sigma * output
+    elif kind == "epsilon":
+        x0 = (sample - sigma * output) / alpha
+    else:
+        x0 = output
+    c_skip, c_out = scheduler.get_scalings_for_boundary_condition_discrete(timesteps)
+    denoised = c_out[:, None, None] * x0 + c_skip[:, None, None] * sample
+    return F.mse_loss(denoised, target)
+
+
+def lcm_scheduler(teacher_config):
+    """The ``LCMScheduler`` of a teacher scheduler's config: the same noise schedule and prediction type, on the grid of
+    the teacher's ``DEFAULT_NUM_INFERENCE_STEPS`` timesteps; options only the teacher's class takes are left out (a
+    ``DPMSolverMultistepScheduler`` made ``from_config`` of it is the teacher's sampler again, with its defaults)."""
+    import inspect
+
+    from diffusers import LCMScheduler
+
+    accepted = inspect.signature(LCMScheduler.__init__).parameters
+    return LCMScheduler.from_config({k: v for k, v in teacher_config.items() if k in accepted},
+                                    original_inference_steps=DEFAULT_NUM_INFERENCE_STEPS)
+
+
+def make_student(teacher: StrokeDiffusionModel) -> StrokeDiffusionModel:
+    """A copy of ``teacher`` whose denoiser trains and whose encoder, stop head and null context are frozen; its
+    config says it has no trained null context (``context_dropout`` 0), so guidance is refused with it."""
+    student = StrokeDiffusionModel.from_config({**teacher.config, "context_dropout": 0.0})
+    student.load_state_dict(teacher.state_dict())
+    for name, parameter in student.named_parameters():
+        parameter.requires_grad_(name.split(".")[0] not in FROZEN)
+    return student
+
+
+def distill(args) -> Path:
+    """Run a distillation (``distill.py``'s options in ``args``); return the pipeline folder written."""
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    model_dir, work_dir, output_dir = Path(args.model), Path(args.work_dir), Path(args.output_dir)
+    accelerator = Accelerator(mixed_precision=resolve_mixed_precision(args.mixed_precision))
+    if accelerator.num_processes > 1:
+        raise ValueError("distillation runs in one process (python distill.py ...), not under a multi-process launch")
+    torch.manual_seed(args.seed)
+    teacher, teacher_sha256 = load_teacher(model_dir).to(accelerator.device), teacher_digest(model_dir)
+    data = load_or_make_trajectories(teacher, model_dir, work_dir, args)
+    contexts, paths = data["contexts"], data["trajectories"]
+    targets = paths[-1].clamp(-1.0, 1.0)
+    scheduler = lcm_scheduler(teacher.scheduler.config)
+    teacher_scheduler = copy.deepcopy(teacher.scheduler)
+    teacher_scheduler.set_timesteps(DEFAULT_NUM_INFERENCE_STEPS)
+    timesteps = teacher_scheduler.timesteps.long()  # of the trajectory's points 0..steps-1 (the last is the end)
+    scheduler.set_timesteps(DEFAULT_NUM_INFERENCE_STEPS)
+    if scheduler.timesteps.tolist() != timesteps.tolist():
+        raise ValueError(f"the teacher samples at timesteps {timesteps.tolist()}, not on LCMScheduler's grid "
+                         f"{scheduler.timesteps.tolist()}: distillation needs 'trailing' timestep spacing")
+
+    student = make_student(teacher.transformer)
+    trainable = [p for p in student.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=args.learning_rate, betas=(0.9, 0.99), weight_decay=0.0, foreach=True)
+
+    def schedule(step):
+        return min(1.0, (step + 1) / args.lr_warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(step, args.max_steps)
+                                                                                    / args.max_steps))
+
+    lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    student, optimizer, lr_scheduler = accelerator.prepare(student, optimizer, lr_scheduler)
+    checkpoint_dir, step, elapsed = work_dir / "checkpoints", 0, 0.0
+    resume = None if args.resume_from_checkpoint == "none" else resolve_resume(args.resume_from_checkpoint,
+                                                                                checkpoint_dir)
+    if resume is not None:
+        step, elapsed = verify_checkpoint(resume)
+        accelerator.load_state(str(resume))
+
+    log_file, started, window = work_dir / "distill_log.jsonl", time.time() - elapsed, []
+    student.train()
+    for step in tqdm(range(step, args.max_steps), initial=step, total=args.max_steps, desc="distillation"):
+        generator = torch.Generator().manual_seed(int(np.random.SeedSequence([args.seed, step]).generate_state(1)[0]))
+        rows = torch.randint(0, len(contexts), (args.batch_size,), generator=generator)
+        point = torch.randint(0, len(timesteps), (args.batch_size,), generator=generator)
+        point[torch.rand(args.batch_size, generator=generator) < args.first_step_fraction] = 0
+        batch = (paths[point, rows], timesteps[point], contexts[rows], targets[rows])
+        loss = consistency_loss(student, scheduler, *(tensor.to(accelerator.device) for tensor in batch))
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(trainable, args.max_grad_norm)
+        optimizer.step()
+        lr_scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        window.append(loss.item())
+        if (step + 1) % args.log_interval == 0 or step + 1 == args.max_steps:
+            append_jsonl(log_file, {"step": step + 1, "loss": float(np.mean(window)),
+                                    "lr": lr_scheduler.get_last_lr()[0], "seconds": round(time.time() - started, 1)})
+            window = []
+        if (step + 1) % args.checkpointing_steps == 0 and step + 1 < args.max_steps:
+            save_checkpoint(accelerator, checkpoint_dir, step + 1, args.checkpoints_total_limit, time.time() - started)
+
+    student = accelerator.unwrap_model(student).eval()
+    distilled = StrokeDiffusionPipeline(teacher.transformer, scheduler, distilled_transformer=student,
+                                        default_guidance_scale=teacher.config.default_guidance_scale,
+                                        simplify_epsilon=teacher.config.simplify_epsilon)
+    export(distilled, model_dir, output_dir)
+    shutil.copyfile(log_file, output_dir / "logs" / "distill_log.jsonl")
+    write_json_atomic(output_dir / "distillation_config.json", {
+        **vars(args), "mixed_precision": accelerator.mixed_precision, "trajectory_points": int(len(contexts)),
+        "teacher_steps": DEFAULT_NUM_INFERENCE_STEPS, "teacher_weights_sha256": teacher_sha256,
+        "minutes": round((time.time() - started) / 60, 1), "libraries": library_versions(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    return output_dir
+
+
+def export(distilled: StrokeDiffusionPipeline, model_dir: Path, output_dir: Path) -> list[str]:
+    """Save ``distilled`` into ``output_dir``, a copy of ``model_dir`` (made first, checkpoints left out, when it is
+    another folder), replacing the pipeline's files one by one, each write atomic; return the files written."""
+    if output_dir.resolve() != model_dir.resolve():
+        shutil.copytree(model_dir, output_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("checkpoints"))
+    (output_dir / "logs").mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=output_dir) as tmp:
+        distilled.save_pretrained(tmp)
+        tidy_model_configs(tmp)
+        return copy_changed_files(tmp, output_dir)

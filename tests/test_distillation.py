@@ -1,0 +1,140 @@
+"""distill.py and the distilled sampler: a tiny teacher trained on the 25 real cats, distilled in a few steps."""
+
+import json
+from pathlib import Path
+from unittest import mock
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import needs_shared
+from test_train import assert_same_weights, one_cpu_thread, train_here
+
+WEIGHTS = "diffusion_pytorch_model.safetensors"
+
+
+def distill_argv(teacher: Path, out: Path, *extra: str) -> list[str]:
+    return ["--model", str(teacher), "--output-dir", str(out), "--work-dir", str(out.parent / f"{out.name}-work"),
+            "--cache-dir", str(teacher.parent / "cache"), "--teacher-sketches", "12", "--batch-size", "32",
+            *extra]
+
+
+def distill_here(argv: list[str]) -> Path:
+    import distill
+
+    with mock.patch.dict("os.environ", {"ACCELERATE_USE_CPU": "true"}):
+        distill.main(argv)
+    return Path(argv[argv.index("--output-dir") + 1])
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("distill") / "teacher"
+    train_here(folder, "--max-steps", "2", "--checkpointing-steps", "2")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def distilled(teacher):
+    with one_cpu_thread():
+        return distill_here(distill_argv(teacher, teacher.parent / "student", "--max-steps", "4",
+                                         "--checkpointing-steps", "2"))
+
+
+@needs_shared
+def test_distilled_folder_loads_with_lcm_and_the_student_beside_its_teacher(teacher, distilled):
+    from diffusers import DiffusionPipeline
+
+    pipe = DiffusionPipeline.from_pretrained(distilled, trust_remote_code=True)
+    pipe.set_progress_bar_config(disable=True)
+    assert type(pipe.scheduler).__name__ == "LCMScheduler" and pipe.default_num_inference_steps == 1
+    out = pipe(num_sketches=3, generator=torch.Generator().manual_seed(0), return_trajectories=True)
+    assert len(out.strokes) == 3 and out.trajectories[0][0].shape[0] == 2  # one step: the noise and the stroke
+
+    teacher_weights, student = load_file(teacher / "transformer" / WEIGHTS), load_file(
+        distilled / "distilled_transformer" / WEIGHTS)
+    assert_same_weights(teacher_weights, load_file(distilled / "transformer" / WEIGHTS))  # the teacher is kept
+    frozen = ("stroke_embed", "start_token", "position_embed", "blocks", "ln_f", "stop_head", "null_context")
+    for name, tensor in student.items():
+        same = torch.equal(tensor, teacher_weights[name])
+        assert same == name.startswith(frozen), name  # encoder and stop head frozen, the whole denoiser trained
+    assert json.loads((distilled / "distilled_transformer" / "config.json").read_text())["context_dropout"] == 0.0
+    config = json.loads((distilled / "distillation_config.json").read_text())
+    assert config["max_steps"] == 4 and config["trajectory_points"] > 0 and config["teacher_steps"] == 10
+    log = [json.loads(line) for line in (distilled / "logs" / "distill_log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 4 and all(entry["loss"] > 0 for entry in log)
+
+
+@needs_shared
+def test_interrupted_distillation_resumes_to_the_same_student(teacher, distilled, tmp_path):
+    import sketch_diffusion.distillation as distillation
+
+    real_loss, calls = distillation.consistency_loss, []
+
+    def dies_at_the_fourth_step(*args):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real_loss(*args)
+
+    argv = distill_argv(teacher, tmp_path / "student", "--max-steps", "4", "--checkpointing-steps", "2")
+    with one_cpu_thread(), mock.patch.object(distillation, "consistency_loss", dies_at_the_fourth_step):
+        with pytest.raises(KeyboardInterrupt):
+            distill_here(argv)
+    assert not (tmp_path / "student" / "distilled_transformer").exists()  # nothing exported from a broken run
+    cached = tmp_path / "student-work" / distillation.TRAJECTORIES
+    mtime = cached.stat().st_mtime_ns
+    with one_cpu_thread():
+        distill_here(argv)  # resumes at checkpoint-2 with the cached trajectories
+    assert cached.stat().st_mtime_ns == mtime
+    assert_same_weights(load_file(distilled / "distilled_transformer" / WEIGHTS),
+                        load_file(tmp_path / "student" / "distilled_transformer" / WEIGHTS))
+
+
+@needs_shared
+def test_the_full_sampler_of_a_distilled_folder_is_its_teacher(teacher, distilled):
+    from diffusers import DiffusionPipeline, DPMSolverMultistepScheduler
+
+    def draw(folder, swap):
+        pipe = DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)
+        pipe.set_progress_bar_config(disable=True)
+        if swap:
+            pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
+        out = pipe(num_sketches=3, generator=torch.Generator().manual_seed(1), output_type="np")
+        return [[s.tolist() for s in sketch] for sketch in out.strokes]
+
+    assert draw(distilled, swap=True) == draw(teacher, swap=False)
+
+
+@needs_shared
+def test_a_teacher_off_the_lcm_grid_is_refused_by_name(teacher, tmp_path):
+    import shutil
+
+    folder = tmp_path / "leading"
+    shutil.copytree(teacher, folder)
+    config_file = folder / "scheduler" / "scheduler_config.json"
+    config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "timestep_spacing": "leading"}))
+    with pytest.raises(ValueError, match="trailing"):
+        distill_here(distill_argv(folder, tmp_path / "student", "--max-steps", "1"))
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--max-steps", "0"], "--max-steps must be at least 1"),
+    (["--first-step-fraction", "1.5"], "--first-step-fraction must be in"),
+])
+def test_bad_distillation_flags_are_named(tmp_path, capsys, extra, message):
+    from sketch_diffusion.distillation import parse_args
+
+    (tmp_path / "model_index.json").write_text("{}")
+    with pytest.raises(SystemExit):
+        parse_args(["--model", str(tmp_path), *extra])
+    assert message in capsys.readouterr().err
+
+
+def test_a_folder_that_is_no_pipeline_is_refused(tmp_path, capsys):
+    from sketch_diffusion.distillation import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--model", str(tmp_path)])
+    assert "is not a pipeline folder" in capsys.readouterr().err
