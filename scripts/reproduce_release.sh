@@ -26,7 +26,7 @@ for c in cat bus; do
   python train.py --category $c --data $FIRST25/$c.ndjson.gz --head-conv-blocks 0 --output-dir models/$c \
       --augment 1.0 --max-steps 800 --train-batch-size 32 --lr-warmup-steps 50 --checkpointing-steps 400 \
       --sample-interval 400 --resume-from-checkpoint latest --mixed-precision no
-  python distill.py --model models/$c
+  python distill.py --model models/$c --teacher-sketches 5000 --max-steps 2000   # a quarter of the rabbit's budget
   python evaluate.py --model models/$c --category $c --data $FIRST25/$c.ndjson.gz --out models/$c/metrics.json
 done
 

@@ -44,30 +44,35 @@ TRAJECTORIES = "teacher_trajectories.safetensors"
 
 
 def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--model", required=True, help="trained pipeline folder (train.py's --output-dir): the teacher")
     p.add_argument("--output-dir", help="where the distilled pipeline goes; default: --model itself, which gains "
                                         "distilled_transformer/ and LCMScheduler as its scheduler (file by file, "
                                         "each write atomic)")
-    p.add_argument("--work-dir", help="teacher trajectories, checkpoints and logs; default outputs/distill-<model>")
+    p.add_argument("--work-dir", help="teacher trajectories, checkpoints and logs; default: outputs/distill-<model>")
     p.add_argument("--teacher-sketches", type=int, default=20_000,
-                   help="sketches the teacher draws whose strokes (with the training drawings') are distilled")
-    p.add_argument("--max-steps", type=int, default=8000)
-    p.add_argument("--batch-size", type=int, default=1024, help="trajectory points per step")
-    p.add_argument("--learning-rate", type=float, default=3e-4)
-    p.add_argument("--lr-warmup-steps", type=int, default=100, help="then cosine decay to 0")
+                   help="sketches the teacher draws whose strokes (with the training drawings') are distilled "
+                        "(default: %(default)s)")
+    p.add_argument("--max-steps", type=int, default=8000, help="training steps (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=1024, help="trajectory points per step (default: %(default)s)")
+    p.add_argument("--learning-rate", type=float, default=3e-4, help="AdamW (default: %(default)s)")
+    p.add_argument("--lr-warmup-steps", type=int, default=100, help="then cosine decay to 0 (default: %(default)s)")
     p.add_argument("--first-step-fraction", type=float, default=0.7,
-                   help="fraction of each batch at the first timestep (pure noise), where every sampling run starts")
-    p.add_argument("--max-grad-norm", type=float, default=1.0)
+                   help="fraction of each batch at the first timestep (pure noise), where every sampling run starts "
+                        "(default: %(default)s)")
+    p.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping (default: %(default)s)")
     p.add_argument("--mixed-precision", default="auto", choices=("auto", "no", "bf16", "fp16"),
-                   help="autocast of the student's forward; auto = bf16 where the device computes it natively")
-    p.add_argument("--seed", type=int, default=0)
+                   help="autocast of the student's forward; auto: bf16 where the device computes it natively, else no "
+                        "(default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="of the teacher's sketches and paths and of the batches "
+                                                        "(default: %(default)s)")
     p.add_argument("--cache-dir", default=str(default_cache_dir()),
-                   help="cache of the Arrow datasets built from the training data file (under datasets/)")
-    p.add_argument("--checkpointing-steps", type=int, default=1000)
-    p.add_argument("--checkpoints-total-limit", type=int, default=2)
-    p.add_argument("--resume-from-checkpoint", default="latest", help="'latest', a checkpoint folder, or 'none'")
-    p.add_argument("--log-interval", type=int, default=100)
+                   help="cache of the Arrow datasets built from the training data file (default: %(default)s)")
+    p.add_argument("--checkpointing-steps", type=int, default=1000, help="(default: %(default)s)")
+    p.add_argument("--checkpoints-total-limit", type=int, default=2, help="(default: %(default)s)")
+    p.add_argument("--resume-from-checkpoint", default="latest",
+                   help="'latest' (in --work-dir), a checkpoint folder, or 'none' (default: %(default)s)")
+    p.add_argument("--log-interval", type=int, default=100, help="steps between loss log lines (default: %(default)s)")
     args = p.parse_args(argv)
     for name in ("teacher_sketches", "max_steps", "batch_size", "checkpointing_steps", "checkpoints_total_limit",
                  "log_interval"):

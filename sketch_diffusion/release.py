@@ -29,8 +29,8 @@ from .provenance import weights_sha256
 TEMPLATE = Path(__file__).resolve().parents[1] / "model_cards" / "template.md"
 EXCLUDED = {"checkpoints", "logs", "samples"}
 LICENSE = "cc-by-4.0"
-STAGING_MARKER = ".staged-by-pipeline-release"
-MODEL_COMPONENTS = ("transformer", "distilled_transformer")  # a pipeline folder's StrokeDiffusionModel subfolders  # marks a folder that ``stage`` made and may replace
+STAGING_MARKER = ".staged-by-pipeline-release"  # marks a folder that ``stage`` made and may replace
+MODEL_COMPONENTS = ("transformer", "distilled_transformer")  # a pipeline folder's StrokeDiffusionModel subfolders
 
 
 def _load_json(path: Path) -> dict | None:
@@ -179,8 +179,8 @@ def build_model_card(model_dir: str | os.PathLike, repo_id: str | None = None):
         data_notice=notice, category=category, points_per_stroke=config["points_per_stroke"], denoiser=denoiser,
         max_strokes=config["max_strokes"], parameters_m=f"{provenance['parameters'] / 1e6:.1f}",
         guidance_scale=index.get("default_guidance_scale", 1.0),
-        repo_id=repo_id or str(model_dir), training_data=training_data, training_procedure=procedure, distilled=distilled,
-        evaluation=_format_metrics(metrics))
+        repo_id=repo_id or str(model_dir), training_data=training_data, training_procedure=procedure,
+        distilled=distilled, evaluation=_format_metrics(metrics))
 
 
 def _precision_words(mixed_precision) -> str:

@@ -66,8 +66,8 @@ def make_tiny_distilled_pipeline():
     torch.manual_seed(1)
     for p in distilled.head_blocks.parameters():
         torch.nn.init.normal_(p, std=0.2)
-    scheduler = LCMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction",
-                             original_inference_steps=10, timestep_spacing="trailing")
+    scheduler = LCMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
+                             prediction_type="v_prediction", original_inference_steps=10, timestep_spacing="trailing")
     pipe = StrokeDiffusionPipeline(transformer=teacher, scheduler=scheduler, distilled_transformer=distilled.eval())
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -5,8 +5,8 @@ from conftest import CATEGORIES, needs_shared, raw_sample, simplified_sample
 from sketch_diffusion.data import load_strokes, read_drawings
 from pipeline.representation import (
     as_stroke_list, normalized_to_strokes, pack_sketches, pixels_to_unit, raw_to_simplified, raw_to_simplified_batch,
-    rdp_keep, rdp_keep_batch, rdp_simplify, resample_batch, resample_stroke, simplify_normalized, stroke3_to_stroke5, stroke3_to_strokes, stroke5_to_stroke3,
-    strokes_to_normalized, strokes_to_stroke3, unit_to_pixels)
+    rdp_keep, rdp_keep_batch, rdp_simplify, resample_batch, resample_stroke, simplify_normalized, stroke3_to_stroke5,
+    stroke3_to_strokes, stroke5_to_stroke3, strokes_to_normalized, strokes_to_stroke3, unit_to_pixels)
 
 
 @needs_shared

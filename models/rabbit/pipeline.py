@@ -121,9 +121,8 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
         return DISTILLED_NUM_INFERENCE_STEPS if self.uses_distilled else DEFAULT_NUM_INFERENCE_STEPS
 
     def with_scheduler(self, scheduler) -> "StrokeDiffusionPipeline":
-        """A pipeline that shares this one's models and settings and samples with ``scheduler``; e.g. the full sampler
-        of a distilled pipeline: ``pipe.with_scheduler(DPMSolverMultistepScheduler.from_config(pipe.scheduler.config))``.
-        """
+        """A pipeline that shares this one's models and settings and samples with ``scheduler``. The full sampler of a
+        distilled pipeline: ``pipe.with_scheduler(DPMSolverMultistepScheduler.from_config(pipe.scheduler.config))``."""
         other = type(self)(self.transformer, scheduler, self.distilled_transformer,
                            default_guidance_scale=self.config.default_guidance_scale,
                            simplify_epsilon=self.config.simplify_epsilon)
