@@ -34,7 +34,7 @@ from pipeline.representation import pack_sketches
 
 from .fileio import append_jsonl, copy_changed_files, file_digest, write_json_atomic
 from .provenance import library_versions
-from .release import tidy_model_configs
+from .release import load_with_this_checkout, tidy_model_configs
 from .settings import default_cache_dir
 from .training import (load_training_data, resolve_mixed_precision, resolve_resume, save_checkpoint,
                        verify_checkpoint)
@@ -88,16 +88,13 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
 
 
 def load_teacher(model_dir: Path) -> StrokeDiffusionPipeline:
-    """The folder's ``transformer`` and its DDPM-family scheduler, in this checkout's pipeline class."""
-    import diffusers
+    """The folder's pipeline in this checkout's classes, sampling its ``transformer`` with its DDPM-family scheduler
+    (DPM-Solver++ for a folder already distilled)."""
+    from diffusers import DPMSolverMultistepScheduler
 
-    index = json.loads((model_dir / "model_index.json").read_text())
-    scheduler = getattr(diffusers, index["scheduler"][1]).from_pretrained(model_dir / "scheduler")
-    if type(scheduler).__name__ == "LCMScheduler":  # an already distilled folder: its teacher sampler is DPM-Solver++
-        scheduler = diffusers.DPMSolverMultistepScheduler.from_config(scheduler.config)
-    pipe = StrokeDiffusionPipeline(StrokeDiffusionModel.from_pretrained(model_dir / "transformer").eval(), scheduler,
-                                   default_guidance_scale=index.get("default_guidance_scale", 1.0),
-                                   simplify_epsilon=index.get("simplify_epsilon", 2.0))
+    pipe = load_with_this_checkout(model_dir)
+    if pipe.uses_distilled:
+        pipe = pipe.with_scheduler(DPMSolverMultistepScheduler.from_config(pipe.scheduler.config))
     if pipe.config.default_guidance_scale != 1.0:
         raise ValueError(f"{model_dir} samples with guidance_scale {pipe.config.default_guidance_scale}; distillation "
                          "handles unguided teachers (default_guidance_scale 1.0) only")

@@ -281,6 +281,29 @@ def tidy_model_configs(folder: str | os.PathLike) -> None:
             config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
+def load_with_this_checkout(model_dir: str | os.PathLike):
+    """A pipeline folder loaded with this checkout's classes, not the folder's own code: its models, its scheduler and
+    the options of its ``model_index.json`` that this checkout's pipeline takes (keys since removed are dropped)."""
+    import inspect
+
+    import diffusers
+
+    from pipeline.modeling_stroke_diffusion import StrokeDiffusionModel
+    from pipeline.pipeline_stroke_diffusion import StrokeDiffusionPipeline
+
+    model_dir = Path(model_dir)
+    if not (model_dir / "model_index.json").is_file():
+        raise FileNotFoundError(f"{model_dir} is not a pipeline folder (no model_index.json)")
+    index = json.loads((model_dir / "model_index.json").read_text())
+    scheduler_class = getattr(diffusers, index["scheduler"][1])
+    options = inspect.signature(StrokeDiffusionPipeline.__init__).parameters
+    models = [name for name in MODEL_COMPONENTS if (index.get(name) or [None])[0]]
+    return StrokeDiffusionPipeline(scheduler=scheduler_class.from_pretrained(model_dir / "scheduler"),
+                                   **{name: StrokeDiffusionModel.from_pretrained(model_dir / name) for name in models},
+                                   **{k: v for k, v in index.items() if k in options and not k.startswith("_")
+                                      and k not in (*MODEL_COMPONENTS, "scheduler")})
+
+
 def refresh_code(model_dir: str | os.PathLike, check_seed: int = 0) -> list[str]:
     """Rewrite a pipeline folder's code and config files with this checkout's, keeping its weights; return the
     files that changed.
@@ -292,29 +315,16 @@ def refresh_code(model_dir: str | os.PathLike, check_seed: int = 0) -> list[str]
     takes (options since renamed) are dropped. Use a fresh process per folder (the CLI does): diffusers
     executes a folder's ``pipeline.py`` anew on each load but keeps the modules it imports.
     """
-    import inspect
     import tempfile
 
-    import diffusers
     import torch
     from diffusers import DiffusionPipeline
     from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
     from safetensors.torch import load_file
 
-    from pipeline.modeling_stroke_diffusion import StrokeDiffusionModel
-    from pipeline.pipeline_stroke_diffusion import StrokeDiffusionPipeline
-
     model_dir = Path(model_dir)
-    if not (model_dir / "model_index.json").is_file():
-        raise FileNotFoundError(f"{model_dir} is not a pipeline folder (no model_index.json)")
-    index = json.loads((model_dir / "model_index.json").read_text())
-    scheduler_class = getattr(diffusers, index["scheduler"][1])
-    options = inspect.signature(StrokeDiffusionPipeline.__init__).parameters  # keys since removed are dropped
-    models = [name for name in MODEL_COMPONENTS if (index.get(name) or [None])[0]]
-    fresh = StrokeDiffusionPipeline(scheduler=scheduler_class.from_pretrained(model_dir / "scheduler"),
-                                    **{name: StrokeDiffusionModel.from_pretrained(model_dir / name) for name in models},
-                                    **{k: v for k, v in index.items() if k in options and not k.startswith("_")
-                                       and k not in (*MODEL_COMPONENTS, "scheduler")})
+    fresh = load_with_this_checkout(model_dir)
+    models = [name for name in MODEL_COMPONENTS if getattr(fresh, name) is not None]
     shipped = DiffusionPipeline.from_pretrained(model_dir, trust_remote_code=True)
 
     def draw(pipe) -> list:
