@@ -62,8 +62,9 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
                         "(default: %(default)s)")
     p.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping (default: %(default)s)")
     p.add_argument("--mixed-precision", default="auto", choices=("auto", "no", "bf16", "fp16"),
-                   help="autocast of the student's forward; auto: bf16 where the device computes it natively, else no "
-                        "(default: %(default)s)")
+                   help="autocast of the student's forward; auto: bf16 where the device computes it natively, else no. "
+                        "With bf16 the folder samples the student under bf16 autocast too, where native "
+                        "(distilled_mixed_precision) (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="of the teacher's sketches and paths and of the batches "
                                                         "(default: %(default)s)")
     p.add_argument("--cache-dir", default=str(default_cache_dir()),
@@ -285,9 +286,11 @@ def distill(args) -> Path:
             save_checkpoint(accelerator, checkpoint_dir, step + 1, args.checkpoints_total_limit, time.time() - started)
 
     student = accelerator.unwrap_model(student).eval()
+    precision = "bf16" if accelerator.mixed_precision == "bf16" else "no"  # the student samples as it trained
     distilled = StrokeDiffusionPipeline(teacher.transformer, scheduler, distilled_transformer=student,
                                         default_guidance_scale=teacher.config.default_guidance_scale,
-                                        simplify_epsilon=teacher.config.simplify_epsilon)
+                                        simplify_epsilon=teacher.config.simplify_epsilon,
+                                        distilled_mixed_precision=precision)
     export(distilled, model_dir, output_dir)
     shutil.copyfile(log_file, output_dir / "logs" / "distill_log.jsonl")
     write_json_atomic(output_dir / "distillation_config.json", {

@@ -100,7 +100,7 @@ def generate(model: str, num: int, args) -> tuple[list, dict]:
                                  num_inference_steps=steps, guidance_scale=guidance_scale,
                                  temperature=args.temperature, stroke_format=args.stroke_format)
     settings = {"num_inference_steps": steps, "guidance_scale": guidance_scale,
-                "scheduler": type(pipe.scheduler).__name__,
+                "scheduler": type(pipe.scheduler).__name__, "autocast": str(pipe.autocast_dtype or "no"),
                 "temperature": args.temperature, "stroke_format": args.stroke_format, "seed": args.seed,
                 "batch_size": args.batch_size}
     return sketches, settings

@@ -157,6 +157,7 @@ def build_model_card(model_dir: str | os.PathLike, repo_id: str | None = None):
         f"({hardware['cpu_count']} CPU cores{', ' + hardware['gpu'] if hardware.get('gpu') else ''}). "
         f"Full configuration: `training_config.json`; provenance: `provenance.json`.")
     distillation, distilled = _load_json(model_dir / "distillation_config.json"), None
+    index = _load_json(model_dir / "model_index.json") or {}
     if distillation:
         procedure += (
             f" Distilled sampler: `distill.py`, {distillation['max_steps']:,} steps of {distillation['batch_size']:,} "
@@ -168,9 +169,11 @@ def build_model_card(model_dir: str | os.PathLike, repo_id: str | None = None):
         distilled = (
             "By default each stroke is drawn in one step: `distilled_transformer`, a copy of the model whose denoiser "
             "was distilled to jump from noise to the stroke the full model would draw, sampled with `LCMScheduler` "
-            "(1 to 10 steps; 1 is the default). The full model, its 10 DPM-Solver++ steps per stroke and guidance come "
+            "(1 to 10 steps; 1 is the default)"
+            + (", under bfloat16 autocast where the hardware computes bfloat16 natively (a CPU with AVX512-BF16 or AMX, "
+               "a GPU with bf16), in float32 elsewhere" if index.get("distilled_mixed_precision") == "bf16" else "")
+            + ". The full model, its 10 DPM-Solver++ steps per stroke (float32) and guidance come "
             "back with `pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)`.")
-    index = _load_json(model_dir / "model_index.json") or {}
     conv_blocks = config.get("head_conv_blocks", 0)
     denoiser = f"an adaptive-layer-norm MLP over the stroke's {config['points_per_stroke']} points" + (
         f", then {conv_blocks} residual convolution blocks along them" if conv_blocks else "")

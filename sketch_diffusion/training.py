@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.modeling_stroke_diffusion import StrokeDiffusionModel
-from pipeline.pipeline_stroke_diffusion import StrokeDiffusionPipeline
+from pipeline.pipeline_stroke_diffusion import StrokeDiffusionPipeline, computes_bf16_natively
 from pipeline.rendering import image_grid, png_bytes, sketches_gif
 from pipeline.representation import pack_sketches
 
@@ -332,10 +332,8 @@ def resolve_mixed_precision(choice: str) -> str:
     older CPUs) is slower than float32, hence the check."""
     if choice != "auto":
         return choice
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "no"
-    probes = (getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None))
-    return "bf16" if any(probe is not None and probe() for probe in probes) else "no"
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return "bf16" if computes_bf16_natively(device) else "no"
 
 
 def hardware(accelerator) -> dict:

@@ -62,6 +62,8 @@ def test_distilled_folder_loads_with_lcm_and_the_student_beside_its_teacher(teac
     assert json.loads((distilled / "distilled_transformer" / "config.json").read_text())["context_dropout"] == 0.0
     config = json.loads((distilled / "distillation_config.json").read_text())
     assert config["max_steps"] == 4 and config["trajectory_points"] > 0 and config["teacher_steps"] == 10
+    index = json.loads((distilled / "model_index.json").read_text())
+    assert index["distilled_mixed_precision"] == ("bf16" if config["mixed_precision"] == "bf16" else "no")
     log = [json.loads(line) for line in (distilled / "logs" / "distill_log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 4 and all(entry["loss"] > 0 for entry in log)
 

@@ -342,6 +342,32 @@ def test_distilled_pipeline_saves_and_loads_both_transformers(tmp_path):
     assert DiffusionPipeline.from_pretrained(tmp_path / "plain", trust_remote_code=True).distilled_transformer is None
 
 
+def test_distilled_mixed_precision_autocasts_the_distilled_sampler_only_where_bf16_is_native(tmp_path):
+    pipe = make_tiny_distilled_pipeline()
+    assert pipe.config.distilled_mixed_precision == "no" and pipe.autocast_dtype is None
+
+    def draw(p):
+        return p(num_sketches=4, max_strokes=5, generator=torch.Generator().manual_seed(0), output_type="strokes",
+                 stroke_format="raw").strokes
+
+    float32 = draw(pipe)
+    pipe.register_to_config(distilled_mixed_precision="bf16")
+    pipeline_module = sys.modules[type(pipe).__module__]
+    with mock.patch.object(pipeline_module, "computes_bf16_natively", return_value=False):
+        assert pipe.autocast_dtype is None and sketches_equal(draw(pipe), float32)
+    with mock.patch.object(pipeline_module, "computes_bf16_natively", return_value=True):
+        assert pipe.autocast_dtype is torch.bfloat16
+        bf16 = draw(pipe)
+        assert not sketches_equal(bf16, float32) and sketches_equal(draw(pipe), bf16)
+        full = pipe.with_scheduler(DPMSolverMultistepScheduler.from_config(pipe.scheduler.config))
+        assert full.config.distilled_mixed_precision == "bf16" and full.autocast_dtype is None  # the teacher: float32
+    pipe.save_pretrained(tmp_path / "p")
+    assert json.loads((tmp_path / "p" / "model_index.json").read_text())["distilled_mixed_precision"] == "bf16"
+    with pytest.raises(ValueError, match="distilled_mixed_precision must be 'no' or 'bf16', got 'fp16'"):
+        StrokeDiffusionPipeline(pipe.transformer, pipe.scheduler, pipe.distilled_transformer,
+                                distilled_mixed_precision="fp16")
+
+
 def test_incremental_history_encoding_with_a_cache_matches_the_full_pass():
     torch.manual_seed(0)
     model = StrokeDiffusionModel(**TINY_MODEL).eval()

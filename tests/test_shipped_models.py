@@ -27,6 +27,9 @@ def test_shipped_folder_is_complete(category):
     assert f"{metrics['fid']:.2f}" in card  # the card reports this folder's own metrics
     assert metrics["sampling"]["scheduler"] == "LCMScheduler" and metrics["sampling"]["num_inference_steps"] == 1
     assert "distilled" in card.split("## Training data")[0]  # the card says how it samples by default
+    distillation = json.loads((folder / "distillation_config.json").read_text())
+    index = json.loads((folder / "model_index.json").read_text())
+    assert index["distilled_mixed_precision"] == ("bf16" if distillation["mixed_precision"] == "bf16" else "no")
     if not provenance["data_file"].get("official"):  # says in its opening lines what it was trained on
         assert "SYNTHETIC" in card.split("## Usage")[0] or "real drawings" in card.split("## Usage")[0]
 

@@ -11,6 +11,7 @@ Saved pipelines carry this file as ``pipeline.py`` (with ``representation.py`` a
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import json
@@ -66,6 +67,17 @@ class StrokeDiffusionOutput(BaseOutput):
     trajectories: Optional[list] = None
 
 
+def computes_bf16_natively(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 natively: a CUDA GPU with bf16, or a CPU with AVX512-BF16 or AMX tiles.
+    Elsewhere bfloat16 is emulated, and slower than float32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    probes = (getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None))
+    return any(probe is not None and probe() for probe in probes)
+
+
 def _positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -92,17 +104,23 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
         default_guidance_scale: the ``guidance_scale`` used when a call gives none (saved in ``model_index.json``).
         simplify_epsilon: RDP tolerance in canvas pixels (the official files use 2) of each drawn stroke before it
             becomes history, and of the ``"simplified"`` output (saved in ``model_index.json``).
+        distilled_mixed_precision: ``"bf16"``: ``distilled_transformer`` samples under bfloat16 autocast on devices
+            that compute bfloat16 natively (``computes_bf16_natively``), in float32 elsewhere; ``"no"``: always in
+            float32. ``distill.py`` saves the precision it trained in. ``transformer`` always samples in float32.
     """
 
     model_cpu_offload_seq = "transformer->distilled_transformer"
     _optional_components = ["distilled_transformer"]
 
     def __init__(self, transformer, scheduler, distilled_transformer=None, default_guidance_scale: float = 1.0,
-                 simplify_epsilon: float = 2.0):
+                 simplify_epsilon: float = 2.0, distilled_mixed_precision: str = "no"):
         super().__init__()
         _number_at_least(simplify_epsilon, 0, "simplify_epsilon (canvas pixels)")
+        if distilled_mixed_precision not in ("no", "bf16"):
+            raise ValueError(f"distilled_mixed_precision must be 'no' or 'bf16', got {distilled_mixed_precision!r}")
         self.register_modules(transformer=transformer, scheduler=scheduler, distilled_transformer=distilled_transformer)
-        self.register_to_config(default_guidance_scale=default_guidance_scale, simplify_epsilon=simplify_epsilon)
+        self.register_to_config(default_guidance_scale=default_guidance_scale, simplify_epsilon=simplify_epsilon,
+                                distilled_mixed_precision=distilled_mixed_precision)
 
     @property
     def uses_distilled(self) -> bool:
@@ -120,12 +138,20 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
         """The ``num_inference_steps`` of a call that gives none: it depends on the model the scheduler samples."""
         return DISTILLED_NUM_INFERENCE_STEPS if self.uses_distilled else DEFAULT_NUM_INFERENCE_STEPS
 
+    @property
+    def autocast_dtype(self) -> Optional[torch.dtype]:
+        """``torch.bfloat16`` where calls sample under bfloat16 autocast (see ``distilled_mixed_precision``), else
+        ``None``: float32."""
+        bf16 = self.uses_distilled and self.config.distilled_mixed_precision == "bf16"
+        return torch.bfloat16 if bf16 and computes_bf16_natively(self._execution_device) else None
+
     def with_scheduler(self, scheduler) -> "StrokeDiffusionPipeline":
         """A pipeline that shares this one's models and settings and samples with ``scheduler``. The full sampler of a
         distilled pipeline: ``pipe.with_scheduler(DPMSolverMultistepScheduler.from_config(pipe.scheduler.config))``."""
         other = type(self)(self.transformer, scheduler, self.distilled_transformer,
                            default_guidance_scale=self.config.default_guidance_scale,
-                           simplify_epsilon=self.config.simplify_epsilon)
+                           simplify_epsilon=self.config.simplify_epsilon,
+                           distilled_mixed_precision=self.config.distilled_mixed_precision)
         other.set_progress_bar_config(**getattr(self, "_progress_bar_config", {}))
         return other
 
@@ -283,30 +309,32 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
 
         # 2. one stroke at a time: decide whether to stop, then denoise the next stroke. The history encoder keeps
         # its keys and values (cache), so each step encodes only the stroke just drawn; finished sketches leave the
-        # batch (active) and cost nothing from then on.
+        # batch (active) and cost nothing from then on. The canvas state stays float32 under autocast.
         active, cache, unread = torch.arange(num_sketches, device=device), [], strokes[:, : len(prefix)]
-        for k in self.progress_bar(range(len(prefix), max_strokes)):
-            context = model.encode_history(unread, cache)[:, -1]
-            stop_prob = torch.sigmoid(model.stop_logits(context).float() / temperature)
-            if not torch.isfinite(stop_prob).all():
-                raise FloatingPointError(CORRUPTED.format(what="stop probabilities"))
-            uniform = self._uniform(num_sketches, generator, device)[active]
-            if k > 0:
-                go_on = uniform >= stop_prob
-                active, context = active[go_on], context[go_on]
-                cache = model.select_cache(cache, go_on)
-            if len(active) == 0:
-                break
-            new, trajectory = self.denoise_stroke(scheduler, context, num_inference_steps, guidance_scale,
-                                                  generator, temperature, return_trajectories)
-            # the history encoder reads strokes in the piecewise-linear form of its training data
-            new = simplify_normalized(new.float().cpu().numpy(), epsilon)
-            strokes[active, k] = torch.from_numpy(new).to(device=device, dtype=dtype)
-            lengths[active] += 1
-            unread = strokes[active, k : k + 1]
-            if return_trajectories:
-                for j, i in enumerate(active.tolist()):
-                    trajectories[i].append(unit_to_pixels(trajectory[:, j].float().cpu().numpy()))
+        autocast = self.autocast_dtype
+        with torch.autocast(device.type, dtype=autocast) if autocast else contextlib.nullcontext():
+            for k in self.progress_bar(range(len(prefix), max_strokes)):
+                context = model.encode_history(unread, cache)[:, -1]
+                stop_prob = torch.sigmoid(model.stop_logits(context).float() / temperature)
+                if not torch.isfinite(stop_prob).all():
+                    raise FloatingPointError(CORRUPTED.format(what="stop probabilities"))
+                uniform = self._uniform(num_sketches, generator, device)[active]
+                if k > 0:
+                    go_on = uniform >= stop_prob
+                    active, context = active[go_on], context[go_on]
+                    cache = model.select_cache(cache, go_on)
+                if len(active) == 0:
+                    break
+                new, trajectory = self.denoise_stroke(scheduler, context, num_inference_steps, guidance_scale,
+                                                      generator, temperature, return_trajectories)
+                # the history encoder reads strokes in the piecewise-linear form of its training data
+                new = simplify_normalized(new.float().cpu().numpy(), epsilon)
+                strokes[active, k] = torch.from_numpy(new).to(device=device, dtype=dtype)
+                lengths[active] += 1
+                unread = strokes[active, k : k + 1]
+                if return_trajectories:
+                    for j, i in enumerate(active.tolist()):
+                        trajectories[i].append(unit_to_pixels(trajectory[:, j].float().cpu().numpy()))
 
         # 3. back to canvas pixels, render
         strokes_np = strokes.float().cpu().numpy()
