@@ -80,7 +80,8 @@ def main():
                                             lambda: sample_sketches(baseline.step, args.num, baseline.config.max_seq_len,
                                                                     baseline.config.scale_factor, progress=False),
                                             args.num)
-        sampler = f"{steps} {type(pipe.scheduler).__name__} steps, {'bf16' if pipe.autocast_dtype else 'float32'}"
+        precision = "bf16" if getattr(pipe, "autocast_dtype", None) else "float32"  # older pipelines: float32
+        sampler = f"{steps} {type(pipe.scheduler).__name__} steps, {precision}"
         diffusion_rate = timed(f"(c) our diffusion pipeline ({sampler})", diffusion(pipe, steps), args.num)
         print("   ".join(f"diffusion / {name}: {diffusion_rate / rate:.2f}x" for name, rate in rates.items()))
         timed("(c) with its default output: 32 px PIL images too", lambda: sample_in_batches(

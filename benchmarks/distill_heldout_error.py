@@ -11,15 +11,13 @@ loss means the student learnt its training paths rather than the teacher's map: 
 """
 
 import argparse
-import copy
 from pathlib import Path
 
 import torch
 from common import machine
 
-from pipeline.pipeline_stroke_diffusion import DEFAULT_NUM_INFERENCE_STEPS
 from sketch_diffusion.distillation import (consistency_loss, lcm_scheduler, load_teacher, teacher_sketches,
-                                           teacher_trajectories)
+                                           teacher_timesteps, teacher_trajectories)
 
 
 def main():
@@ -36,15 +34,12 @@ def main():
     student = DiffusionPipeline.from_pretrained(args.student or args.model, trust_remote_code=True)
     autocast = student.autocast_dtype  # the student's sampling precision on this machine
     student = student.distilled_transformer.eval()
-    scheduler = lcm_scheduler(teacher.scheduler.config)
-    grid = copy.deepcopy(teacher.scheduler)
-    grid.set_timesteps(DEFAULT_NUM_INFERENCE_STEPS)
-    timesteps = grid.timesteps.long()
+    scheduler, timesteps = lcm_scheduler(teacher.scheduler.config), teacher_timesteps(teacher)
     generator = torch.Generator().manual_seed(args.seed)
     strokes, lengths = teacher_sketches(teacher, args.sketches, generator)
     contexts, paths = teacher_trajectories(teacher, strokes, lengths, generator)
     errors = []
-    with torch.no_grad(), torch.autocast("cpu", dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast is not None):
         for point, t in enumerate(timesteps):
             errors.append(consistency_loss(student, scheduler, paths[point], t.repeat(len(contexts)), contexts,
                                            paths[-1].clamp(-1.0, 1.0)).item())

@@ -181,6 +181,14 @@ def load_or_make_trajectories(teacher, model_dir: Path, work_dir: Path, args) ->
     return data
 
 
+def teacher_timesteps(teacher: StrokeDiffusionPipeline) -> torch.Tensor:
+    """The ``(DEFAULT_NUM_INFERENCE_STEPS,)`` timesteps of a teacher path's points (``teacher_trajectories``: point k
+    is the stroke at the k-th timestep; the path's last point, the drawn stroke, has none)."""
+    scheduler = copy.deepcopy(teacher.scheduler)
+    scheduler.set_timesteps(DEFAULT_NUM_INFERENCE_STEPS)
+    return scheduler.timesteps.long()
+
+
 def consistency_loss(student, scheduler, sample: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor,
                      target: torch.Tensor) -> torch.Tensor:
     """Mean squared error between ``target (N, P, 2)`` and the stroke ``scheduler`` (an ``LCMScheduler``) denoises in
@@ -238,9 +246,7 @@ def distill(args) -> Path:
     contexts, paths = data["contexts"], data["trajectories"]
     targets = paths[-1].clamp(-1.0, 1.0)
     scheduler = lcm_scheduler(teacher.scheduler.config)
-    teacher_scheduler = copy.deepcopy(teacher.scheduler)
-    teacher_scheduler.set_timesteps(DEFAULT_NUM_INFERENCE_STEPS)
-    timesteps = teacher_scheduler.timesteps.long()  # of the trajectory's points 0..steps-1 (the last is the end)
+    timesteps = teacher_timesteps(teacher)
     scheduler.set_timesteps(DEFAULT_NUM_INFERENCE_STEPS)
     if scheduler.timesteps.tolist() != timesteps.tolist():
         raise ValueError(f"the teacher samples at timesteps {timesteps.tolist()}, not on LCMScheduler's grid "

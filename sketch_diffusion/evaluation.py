@@ -99,8 +99,9 @@ def generate(model: str, num: int, args) -> tuple[list, dict]:
     sketches = sample_in_batches(pipe, num, args.batch_size, torch.Generator().manual_seed(args.seed),
                                  num_inference_steps=steps, guidance_scale=guidance_scale,
                                  temperature=args.temperature, stroke_format=args.stroke_format)
+    autocast = getattr(pipe, "autocast_dtype", None)  # pipelines saved before it have none: float32
     settings = {"num_inference_steps": steps, "guidance_scale": guidance_scale,
-                "scheduler": type(pipe.scheduler).__name__, "autocast": str(pipe.autocast_dtype or "no"),
+                "scheduler": type(pipe.scheduler).__name__, "autocast": str(autocast or "no"),
                 "temperature": args.temperature, "stroke_format": args.stroke_format, "seed": args.seed,
                 "batch_size": args.batch_size}
     return sketches, settings
