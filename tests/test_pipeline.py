@@ -359,6 +359,16 @@ def test_distilled_mixed_precision_autocasts_the_distilled_sampler_only_where_bf
         assert pipe.autocast_dtype is torch.bfloat16
         bf16 = draw(pipe)
         assert not sketches_equal(bf16, float32) and sketches_equal(draw(pipe), bf16)
+        # under autocast the encoder and the denoiser see their rows padded to ROW_BUCKET; unpadded, the same sketches
+        model, rows = pipe.distilled_transformer, []
+        hook = model.register_forward_hook(lambda module, args, out: rows.append(len(args[0])))
+        with mock.patch.object(model, "encode_history", wraps=model.encode_history) as encode:
+            assert sketches_equal(draw(pipe), bf16)
+            assert set(rows) == {len(c.args[0]) for c in encode.call_args_list} == {pipeline_module.ROW_BUCKET}
+            rows.clear()
+            with mock.patch.object(pipeline_module, "ROW_BUCKET", 1):
+                assert sketches_equal(draw(pipe), bf16) and max(rows) == 4
+        hook.remove()
         full = pipe.with_scheduler(DPMSolverMultistepScheduler.from_config(pipe.scheduler.config))
         assert full.config.distilled_mixed_precision == "bf16" and full.autocast_dtype is None  # the teacher: float32
     pipe.save_pretrained(tmp_path / "p")

@@ -38,6 +38,10 @@ DISTILLED_NUM_INFERENCE_STEPS = 1  # LCMScheduler steps per stroke of the distil
 DISTILLED_SCHEDULER = "LCMScheduler"  # the scheduler that samples the distilled transformer (and only it)
 CORRUPTED = "the model produced NaN or infinite {what}: its weights are likely corrupted (re-download the folder)"
 MAX_SKETCHES_PER_CALL = 10_000  # one batch's canvas state; draw more in several calls
+# Under autocast the encoder's and the denoiser's rows are padded to a multiple of this: the batch shrinks as sketches
+# finish, and the CPU backend (oneDNN) builds its bfloat16 kernels per shape; with a few shapes it reuses them. Rows
+# never mix, so the padding changes no sketch.
+ROW_BUCKET = 64
 # Schedulers that sample the discrete-time DDPM process the model was trained on and, tried on the rabbit, draw
 # sketches like the saved DPM-Solver++; Heun, KDPM2-ancestral, IPNDM, the EDM and flow-matching ones do not.
 SUPPORTED_SCHEDULERS = frozenset({
@@ -76,6 +80,11 @@ def computes_bf16_natively(device: torch.device) -> bool:
         return False
     probes = (getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None))
     return any(probe is not None and probe() for probe in probes)
+
+
+def pad_rows(index: torch.Tensor, bucket: int) -> torch.Tensor:
+    """``index (n,)`` followed by copies of its first entry, up to a multiple of ``bucket`` entries."""
+    return torch.cat([index, index[:1].expand(-len(index) % bucket)]) if len(index) else index
 
 
 def _positive_int(value, name: str) -> int:
@@ -213,9 +222,9 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
     # ------------------------------------------------------------------ sampling
 
     def denoise_stroke(self, scheduler, context: torch.Tensor, num_inference_steps: int, guidance_scale: float,
-                       generator, temperature: float, return_trajectory: bool = False):
+                       generator, temperature: float, return_trajectory: bool = False, row_bucket: int = 1):
         """Run ``scheduler`` (this call's own copy of ``self.scheduler``) from noise to one stroke per row of
-        ``context (N, D)``.
+        ``context (N, D)``; the model sees its rows zero-padded to a multiple of ``row_bucket``.
 
         With ``guidance_scale`` w != 1 the model output is classifier-free guided:
         ``uncond + w * (cond - uncond)``, the unconditional branch seeing the null context.
@@ -228,11 +237,13 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
         scheduler.set_timesteps(num_inference_steps, device=context.device)
         step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
         trajectory = [sample] if return_trajectory else None
+        n, pad = len(sample), -len(sample) % row_bucket
+        context = torch.nn.functional.pad(context, (0, 0, 0, pad))
         for t in scheduler.timesteps:
-            model_input = scheduler.scale_model_input(sample, t)
-            model_output = model(model_input, t, context)
+            model_input = torch.nn.functional.pad(scheduler.scale_model_input(sample, t), (0, 0, 0, 0, 0, pad))
+            model_output = model(model_input, t, context)[:n]
             if guidance_scale != 1.0:  # the unconditional pass shares one conditioning row, so it costs less
-                uncond = model(model_input, t, None)
+                uncond = model(model_input, t, None)[:n]
                 model_output = uncond + guidance_scale * (model_output - uncond)
             sample = scheduler.step(model_output, t, sample, **step_kwargs).prev_sample
             if return_trajectory:
@@ -309,12 +320,15 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
 
         # 2. one stroke at a time: decide whether to stop, then denoise the next stroke. The history encoder keeps
         # its keys and values (cache), so each step encodes only the stroke just drawn; finished sketches leave the
-        # batch (active) and cost nothing from then on. The canvas state stays float32 under autocast.
-        active, cache, unread = torch.arange(num_sketches, device=device), [], strokes[:, : len(prefix)]
+        # batch (active) and cost nothing from then on. The canvas state stays float32 under autocast, where the
+        # encoder's rows are the active sketches' padded with copies of the first (ROW_BUCKET).
         autocast = self.autocast_dtype
+        bucket = ROW_BUCKET if autocast else 1
+        active, cache = torch.arange(num_sketches, device=device), []
+        unread = strokes[pad_rows(active, bucket), : len(prefix)]
         with torch.autocast(device.type, dtype=autocast) if autocast else contextlib.nullcontext():
             for k in self.progress_bar(range(len(prefix), max_strokes)):
-                context = model.encode_history(unread, cache)[:, -1]
+                context = model.encode_history(unread, cache)[: len(active), -1]
                 stop_prob = torch.sigmoid(model.stop_logits(context).float() / temperature)
                 if not torch.isfinite(stop_prob).all():
                     raise FloatingPointError(CORRUPTED.format(what="stop probabilities"))
@@ -322,16 +336,16 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
                 if k > 0:
                     go_on = uniform >= stop_prob
                     active, context = active[go_on], context[go_on]
-                    cache = model.select_cache(cache, go_on)
+                    cache = model.select_cache(cache, pad_rows(go_on.nonzero().squeeze(1), bucket))
                 if len(active) == 0:
                     break
                 new, trajectory = self.denoise_stroke(scheduler, context, num_inference_steps, guidance_scale,
-                                                      generator, temperature, return_trajectories)
+                                                      generator, temperature, return_trajectories, bucket)
                 # the history encoder reads strokes in the piecewise-linear form of its training data
                 new = simplify_normalized(new.float().cpu().numpy(), epsilon)
                 strokes[active, k] = torch.from_numpy(new).to(device=device, dtype=dtype)
                 lengths[active] += 1
-                unread = strokes[active, k : k + 1]
+                unread = strokes[pad_rows(active, bucket), k : k + 1]
                 if return_trajectories:
                     for j, i in enumerate(active.tolist()):
                         trajectories[i].append(unit_to_pixels(trajectory[:, j].float().cpu().numpy()))
