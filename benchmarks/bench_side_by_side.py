@@ -3,9 +3,11 @@ Sketch-RNN baseline (if given) and from our diffusion pipeline (strokes, as the 
 the pipeline's default images too; and, for a distilled pipeline, its full sampler); a 4-sketch request of the Space;
 training steps/s.
 
-    python benchmarks/bench_side_by_side.py --diffusion models/rabbit [--baseline outputs/sketchrnn_rabbit]
+    python benchmarks/bench_side_by_side.py --diffusion models/rabbit \\
+        --baseline benchmarks/baselines/rabbit_sketchrnn_40min
 
-Without ``--baseline`` (its weights are not shipped) that row is left out. Run it on an otherwise idle machine.
+Without ``--baseline`` (a ``train_sketch_rnn.py`` output folder) that row is left out. Run it on an otherwise idle
+machine.
 """
 
 import argparse

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SKETCHRNN_RABBIT, needs_shared, simplified_sample
+from conftest import REPO, SKETCHRNN_RABBIT, needs_shared, simplified_sample
 from sketch_diffusion.data import load_strokes, read_drawings, stroke_statistics
 from sketch_diffusion.sketch_rnn import PretrainedSketchRNN, sample_stroke5, write_standin_corpus
 
@@ -93,3 +93,24 @@ def test_baseline_trains_and_samples(tmp_path):
     out = sample_baseline(tmp_path / "b", 5, tmp_path / "s.ndjson", seed=0, word="rabbit")
     records = list(read_drawings(out))
     assert len(records) == 5 and all(r["word"] == "rabbit" and r["countrycode"] == "ZZ" for r in records)
+
+
+def test_kept_baseline_loads_and_draws_like_its_recorded_run():
+    """The baseline the speed benchmark times against (benchmarks/baselines): its safetensors load, and it draws
+    finished sketches of about the 9.4 strokes its 17,631-step run drew, the same ones for a seed."""
+    from sketch_diffusion.modeling_sketch_rnn import SketchRNNDecoder
+    from sketch_diffusion.sketch_rnn import sample_sketches
+
+    folder = REPO / "benchmarks" / "baselines" / "rabbit_sketchrnn_40min"
+    assert json.loads((folder / "provenance.json").read_text())["steps"] == 17631
+    model = SketchRNNDecoder.from_pretrained(folder).eval()
+
+    def draw(seed):
+        with torch.no_grad():
+            return sample_sketches(model.step, 200, model.config.max_seq_len, model.config.scale_factor, seed=seed,
+                                   batch_size=200, progress=False)
+
+    a, b = draw(0), draw(0)
+    assert 7.5 <= np.mean([len(s) for s in a]) <= 11.5
+    assert [len(s) for s in a] == [len(s) for s in b]
+    assert all(np.array_equal(s, t) for x, y in zip(a, b) for s, t in zip(x, y))
