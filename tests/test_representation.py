@@ -133,10 +133,14 @@ def test_batched_rdp_and_resampling_equal_the_one_by_one_versions():
     np.testing.assert_array_equal(keep, np.stack([rdp_keep(p, 2.0) for p in polylines]))
     one_by_one = np.stack([resample_stroke(p[k], 16) for p, k in zip(polylines, keep)])
     np.testing.assert_allclose(resample_batch(polylines, keep, 16), one_by_one, rtol=0, atol=1e-4)
-    sketches = [list(polylines[i : i + 5]) for i in range(0, 40, 5)] + [[]]
-    for batched, sketch in zip(raw_to_simplified_batch(sketches), sketches):
-        expected = raw_to_simplified(sketch) if sketch else []
-        assert len(batched) == len(expected) and all(np.array_equal(a, b) for a, b in zip(batched, expected))
+    dot = np.full((polylines.shape[1], 2), 7.0, dtype=np.float32)  # a sketch of zero extent: scale 1
+    sketches = [[]] + [list(polylines[i : i + 5]) for i in range(0, 40, 5)] + [[], [dot, dot], list(polylines[40:41])]
+    for fit in (True, False):
+        batched = raw_to_simplified_batch(sketches, fit=fit)
+        assert len(batched) == len(sketches)
+        for simplified, sketch in zip(batched, sketches):
+            expected = raw_to_simplified(sketch, fit=fit) if sketch else []
+            assert len(simplified) == len(expected) and all(np.array_equal(a, b) for a, b in zip(simplified, expected))
 
 
 def l_stroke(num_points: int) -> np.ndarray:

@@ -351,8 +351,8 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
                         trajectories[i].append(unit_to_pixels(trajectory[:, j].float().cpu().numpy()))
 
         # 3. back to canvas pixels, render
-        strokes_np = strokes.float().cpu().numpy()
-        sketches = [[unit_to_pixels(s) for s in strokes_np[i, : lengths[i]]] for i in range(num_sketches)]
+        pixels = unit_to_pixels(strokes.float().cpu().numpy())
+        sketches = [list(pixels[i, : lengths[i]]) for i in range(num_sketches)]
         if stroke_format == "simplified":
             fit = not prefix
             if return_trajectories and fit:

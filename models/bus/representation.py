@@ -263,14 +263,21 @@ def raw_to_simplified_batch(sketches: Sequence[Sequence[np.ndarray]], fit: bool 
                             ) -> list[list[np.ndarray]]:
     """``raw_to_simplified`` of many sketches at once, the same result: every stroke of every sketch must have the
     same number of points (as the pipeline's resampled strokes do)."""
-    fitted = [fit_to_canvas(sketch) if fit and len(sketch) else list(sketch) for sketch in sketches]
-    flat = [np.asarray(stroke, dtype=np.float32) for sketch in fitted for stroke in sketch]
-    if not flat:
+    counts = np.array([len(sketch) for sketch in sketches], dtype=np.int64)
+    if not counts.sum():
         return [[] for _ in sketches]
-    stacked = np.stack(flat)
+    stacked = np.stack([np.asarray(stroke, dtype=np.float32) for sketch in sketches for stroke in sketch])  # (M, P, 2)
+    if fit:  # canvas_fit of each sketch, from its strokes' extremes, in canvas_fit's float32 arithmetic
+        nonempty = counts[counts > 0]
+        first = np.cumsum(nonempty) - nonempty  # each non-empty sketch's first stroke
+        origin = np.minimum.reduceat(stacked.min(axis=1), first)  # (sketches, 2)
+        extent = (np.maximum.reduceat(stacked.max(axis=1), first) - origin).max(axis=1).astype(np.float64)
+        scale = np.where(extent > 0, CANVAS_SIZE / np.where(extent > 0, extent, 1.0), 1.0).astype(np.float32)
+        stacked = (stacked - np.repeat(origin, nonempty, axis=0)[:, None]) * np.repeat(scale, nonempty)[:, None, None]
     keep = rdp_keep_batch(stacked, epsilon)
-    simplified = iter([np.round(stroke[k]).astype(np.float32) for stroke, k in zip(stacked, keep)])
-    return [[next(simplified) for _ in sketch] for sketch in fitted]
+    simplified = np.split(np.round(stacked[keep]), np.cumsum(keep.sum(axis=1))[:-1])
+    ends = np.cumsum(counts)
+    return [simplified[end - count : end] for count, end in zip(counts.tolist(), ends.tolist())]
 
 
 def simplify_normalized(strokes: np.ndarray, epsilon: float = 2.0) -> np.ndarray:
