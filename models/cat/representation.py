@@ -272,7 +272,7 @@ def raw_to_simplified_batch(sketches: Sequence[Sequence[np.ndarray]], fit: bool 
         first = np.cumsum(nonempty) - nonempty  # each non-empty sketch's first stroke
         origin = np.minimum.reduceat(stacked.min(axis=1), first)  # (sketches, 2)
         extent = (np.maximum.reduceat(stacked.max(axis=1), first) - origin).max(axis=1).astype(np.float64)
-        scale = np.where(extent > 0, CANVAS_SIZE / np.where(extent > 0, extent, 1.0), 1.0).astype(np.float32)
+        scale = (CANVAS_SIZE / np.where(extent > 0, extent, CANVAS_SIZE)).astype(np.float32)  # 1 for zero extent
         stacked = (stacked - np.repeat(origin, nonempty, axis=0)[:, None]) * np.repeat(scale, nonempty)[:, None, None]
     keep = rdp_keep_batch(stacked, epsilon)
     simplified = np.split(np.round(stacked[keep]), np.cumsum(keep.sum(axis=1))[:-1])
