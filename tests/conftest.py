@@ -23,6 +23,14 @@ needs_shared = pytest.mark.skipif(
 )
 
 
+def sketches_equal(a, b) -> bool:
+    """Whether two lists of sketches (lists of stroke arrays) hold the same strokes, point for point."""
+    import numpy as np
+
+    return len(a) == len(b) and all(
+        len(x) == len(y) and all(np.array_equal(s, t) for s, t in zip(x, y)) for x, y in zip(a, b))
+
+
 def simplified_sample(category: str) -> Path:
     return SAMPLES / "official_simplified_first25" / f"{category}.ndjson.gz"
 

@@ -13,16 +13,12 @@ import torch
 import diffusers
 from diffusers import DiffusionPipeline, DPMSolverMultistepScheduler
 
-from conftest import TINY_MODEL, make_tiny_distilled_pipeline, make_tiny_pipeline, needs_shared, simplified_sample
+from conftest import (TINY_MODEL, make_tiny_distilled_pipeline, make_tiny_pipeline, needs_shared, simplified_sample,
+                      sketches_equal)
 from pipeline import StrokeDiffusionModel, StrokeDiffusionPipeline
 from pipeline.pipeline_stroke_diffusion import SUPPORTED_SCHEDULERS
 from pipeline.representation import pixels_to_unit, simplify_normalized, unit_to_pixels
 from sketch_diffusion.data import load_strokes
-
-
-def sketches_equal(a, b) -> bool:
-    return len(a) == len(b) and all(
-        len(x) == len(y) and all(np.array_equal(s, t) for s, t in zip(x, y)) for x, y in zip(a, b))
 
 
 def test_output_structure(tiny_pipeline):

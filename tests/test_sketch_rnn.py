@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, SKETCHRNN_RABBIT, needs_shared, simplified_sample
+from conftest import REPO, SKETCHRNN_RABBIT, needs_shared, simplified_sample, sketches_equal
 from sketch_diffusion.data import load_strokes, read_drawings, stroke_statistics
 from sketch_diffusion.sketch_rnn import PretrainedSketchRNN, sample_stroke5, write_standin_corpus
 
@@ -54,8 +54,7 @@ def test_sampling_is_deterministic_per_seed(rabbit):
     a = rabbit.sample(20, seed=3, batch_size=20, progress=False)
     b = rabbit.sample(20, seed=3, batch_size=20, progress=False)
     c = rabbit.sample(20, seed=4, batch_size=20, progress=False)
-    same = lambda x, y: all(len(p) == len(q) and all(np.array_equal(s, t) for s, t in zip(p, q)) for p, q in zip(x, y))  # noqa: E731
-    assert same(a, b) and not same(a, c)
+    assert sketches_equal(a, b) and not sketches_equal(a, c)
 
 
 @needs_model
@@ -112,5 +111,4 @@ def test_kept_baseline_loads_and_draws_like_its_recorded_run():
 
     a, b = draw(0), draw(0)
     assert 7.5 <= np.mean([len(s) for s in a]) <= 11.5
-    assert [len(s) for s in a] == [len(s) for s in b]
-    assert all(np.array_equal(s, t) for x, y in zip(a, b) for s, t in zip(x, y))
+    assert sketches_equal(a, b)
