@@ -6,8 +6,8 @@ training steps/s.
     python benchmarks/bench_side_by_side.py --diffusion models/rabbit \\
         --baseline benchmarks/baselines/rabbit_sketchrnn_40min
 
-Without ``--baseline`` (a ``train_sketch_rnn.py`` output folder) that row is left out. Run it on an otherwise idle
-machine.
+Without ``--baseline`` (a ``train_sketch_rnn.py`` output folder) that row is left out. The three 2,000-sketch rows
+(a) to (c) report the median of ``--repeats`` draws and their range. Run it on an otherwise idle machine.
 """
 
 import argparse
@@ -23,13 +23,19 @@ from sketch_diffusion.sketch_rnn import PretrainedSketchRNN, sample_sketches
 from sketch_diffusion.training import resolve_mixed_precision
 
 
-def timed(label, fn, num):
-    start = time.perf_counter()
-    sketches = fn()
-    seconds = time.perf_counter() - start
+def timed(label, fn, num, repeats: int = 1):
+    """Time ``fn`` (which draws ``num`` sketches) ``repeats`` times; print the median and range; return sketches/s
+    at the median."""
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        sketches = fn()
+        seconds.append(time.perf_counter() - start)
+    median = sorted(seconds)[len(seconds) // 2]
     strokes = sum(len(s) for s in sketches) / len(sketches)
-    print(f"{label:52s} {seconds:7.2f} s  {num / seconds:8.1f} sketches/s  ({strokes:.1f} strokes/sketch)")
-    return num / seconds
+    spread = f", {min(seconds):.2f}-{max(seconds):.2f} over {repeats}" if repeats > 1 else ""
+    print(f"{label:52s} {median:7.2f} s  {num / median:8.1f} sketches/s  ({strokes:.1f} strokes/sketch{spread})")
+    return num / median
 
 
 def space_request(pipe, seed: int) -> list:
@@ -51,8 +57,12 @@ def main():
     parser.add_argument("--num", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=2000, help="diffusion sketches per pipeline call")
     parser.add_argument("--steps", type=int, default=None, help="diffusion steps per stroke (default: the pipeline's)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="times each 2,000-sketch row is drawn; the median is reported (default: %(default)s)")
     parser.add_argument("--training-steps", type=int, default=10, help="training steps to time (0: skip)")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
     from diffusers import DiffusionPipeline, DPMSolverMultistepScheduler
 
     from sketch_diffusion.modeling_sketch_rnn import SketchRNNDecoder
@@ -76,15 +86,17 @@ def main():
     print(f"machine: {machine()}")
     with torch.no_grad():
         rates = {"Google's Sketch-RNN": timed(f"(a) Google's pretrained Sketch-RNN ({google.hidden_size} LSTM)",
-                                              lambda: google.sample(args.num, progress=False), args.num)}
+                                              lambda: google.sample(args.num, progress=False), args.num,
+                                              args.repeats)}
         if baseline is not None:
             rates["our Sketch-RNN"] = timed(f"(b) our Sketch-RNN baseline ({baseline.config.hidden_size} LSTM)",
                                             lambda: sample_sketches(baseline.step, args.num, baseline.config.max_seq_len,
                                                                     baseline.config.scale_factor, progress=False),
-                                            args.num)
+                                            args.num, args.repeats)
         precision = "bf16" if getattr(pipe, "autocast_dtype", None) else "float32"  # older pipelines: float32
         sampler = f"{steps} {type(pipe.scheduler).__name__} steps, {precision}"
-        diffusion_rate = timed(f"(c) our diffusion pipeline ({sampler})", diffusion(pipe, steps), args.num)
+        diffusion_rate = timed(f"(c) our diffusion pipeline ({sampler})", diffusion(pipe, steps), args.num,
+                               args.repeats)
         print("   ".join(f"diffusion / {name}: {diffusion_rate / rate:.2f}x" for name, rate in rates.items()))
         timed("(c) with its default output: 32 px PIL images too", lambda: sample_in_batches(
             pipe, args.num, args.batch_size, torch.Generator().manual_seed(0), num_inference_steps=steps,

@@ -333,8 +333,8 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
                 if not torch.isfinite(stop_prob).all():
                     raise FloatingPointError(CORRUPTED.format(what="stop probabilities"))
                 uniform = self._uniform(num_sketches, generator, device)[active]
-                if k > 0:
-                    go_on = uniform >= stop_prob
+                go_on = uniform >= stop_prob
+                if k > 0 and not go_on.all():  # the cache keeps its rows while every sketch goes on
                     active, context = active[go_on], context[go_on]
                     cache = model.select_cache(cache, pad_rows(go_on.nonzero().squeeze(1), bucket))
                 if len(active) == 0:

@@ -190,37 +190,34 @@ def rdp_keep(points: np.ndarray, epsilon: float) -> np.ndarray:
 
 def rdp_keep_batch(points: np.ndarray, epsilon: float) -> np.ndarray:
     """``rdp_keep`` of every polyline of ``points (N, P, 2)`` at once: the ``(N, P)`` bool mask, the same as
-    ``rdp_keep`` row by row. Each pass splits every segment at its farthest point beyond ``epsilon`` (the first one on
-    ties), which is what the recursion does, one level at a time."""
+    ``rdp_keep`` row by row. Each pass handles every open segment of every polyline (flat indices of its two ends):
+    the segment splits at its farthest inner point beyond ``epsilon`` (the first one on ties), into two segments that
+    the next pass reads, or closes. This is the recursion, one level at a time."""
     points = np.asarray(points, dtype=np.float32)
     n, p = points.shape[:2]
     keep = np.zeros((n, p), dtype=bool)
     keep[:, [0, -1]] = True
-    index, todo = np.arange(p), np.arange(n)  # todo: the polylines that split in the last pass (may split again)
-    while len(todo):
-        kept, pts, rows = keep[todo], points[todo], np.arange(len(todo))[:, None]
-        start = np.maximum.accumulate(np.where(kept, index, 0), axis=1)  # each point's segment: kept ends around it
-        end = np.minimum.accumulate(np.where(kept, index, p - 1)[:, ::-1], axis=1)[:, ::-1]
-        a, ab = pts[rows, start], pts[rows, end] - pts[rows, start]
-        d = pts - a
-        norm = np.hypot(ab[..., 0], ab[..., 1])
+    flat, flat_keep = points.reshape(n * p, 2), keep.reshape(n * p)
+    start = np.arange(n) * p if p >= 3 else np.zeros(0, dtype=np.int64)
+    end = start + p - 1
+    while len(start):
+        inner = end - start - 1  # >= 1 for every open segment
+        first = np.cumsum(inner) - inner  # each segment's first entry in the flat arrays below
+        segment = np.repeat(np.arange(len(start)), inner)
+        index = np.arange(len(segment)) - first[segment] + start[segment] + 1  # the inner points
+        a, ab = flat[start][segment], (flat[end] - flat[start])[segment]
+        d = flat[index] - a
+        norm = np.hypot(ab[:, 0], ab[:, 1])
         with np.errstate(divide="ignore", invalid="ignore"):
-            dist = np.where(norm == 0.0, np.sqrt(d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1]),
-                            np.abs(ab[..., 0] * d[..., 1] - ab[..., 1] * d[..., 0]) / norm)
-        dist[kept] = -1.0
-        dist = dist.ravel()
-        segment = (rows * p + start).ravel()  # non-decreasing: each segment is one run of the flat arrays
-        new_run = np.r_[True, segment[1:] != segment[:-1]]
-        runs = np.flatnonzero(new_run)
-        farthest = np.maximum.reduceat(dist, runs)[np.cumsum(new_run) - 1]
-        split = (dist == farthest) & (dist > epsilon)
-        first = np.minimum.reduceat(np.where(split, np.tile(index, len(todo)), p), runs)  # first farthest point
-        hit = first < p
-        if not hit.any():
-            break
-        split_rows = segment[runs[hit]] // p
-        keep[todo[split_rows], first[hit]] = True
-        todo = todo[np.unique(split_rows)]
+            dist = np.where(norm == 0.0, np.sqrt(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]),
+                            np.abs(ab[:, 0] * d[:, 1] - ab[:, 1] * d[:, 0]) / norm)
+        farthest = np.maximum.reduceat(dist, first)
+        splits = farthest > epsilon
+        at = np.minimum.reduceat(np.where(dist == farthest[segment], index, n * p), first)[splits]
+        flat_keep[at] = True
+        start = np.concatenate([start[splits], at])
+        end = np.concatenate([at, end[splits]])
+        start, end = start[end - start >= 2], end[end - start >= 2]
     return keep
 
 

@@ -133,6 +133,10 @@ def test_batched_rdp_and_resampling_equal_the_one_by_one_versions():
     np.testing.assert_array_equal(keep, np.stack([rdp_keep(p, 2.0) for p in polylines]))
     one_by_one = np.stack([resample_stroke(p[k], 16) for p, k in zip(polylines, keep)])
     np.testing.assert_allclose(resample_batch(polylines, keep, 16), one_by_one, rtol=0, atol=1e-4)
+    for points in (1, 2, 3, 5):  # polylines with no inner point, one, a few
+        short = random_polylines(100, points)
+        np.testing.assert_array_equal(rdp_keep_batch(short, 2.0), np.stack([rdp_keep(p, 2.0) for p in short]))
+    assert rdp_keep_batch(np.zeros((0, 32, 2), np.float32), 2.0).shape == (0, 32)
     dot = np.full((polylines.shape[1], 2), 7.0, dtype=np.float32)  # a sketch of zero extent: scale 1
     sketches = [[]] + [list(polylines[i : i + 5]) for i in range(0, 40, 5)] + [[], [dot, dot], list(polylines[40:41])]
     for fit in (True, False):
