@@ -87,7 +87,10 @@ def get_pipeline(category: str, sampler: str | None = None):
         raise gr.Error(f"Sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
     with _LOCK:
         if category not in _PIPELINES:
-            pipe = DiffusionPipeline.from_pretrained(SOURCES[category], trust_remote_code=True)
+            try:
+                pipe = DiffusionPipeline.from_pretrained(SOURCES[category], trust_remote_code=True)
+            except (OSError, ValueError) as exc:
+                raise gr.Error(f"The {category} model ({SOURCES[category]}) could not be loaded: {exc}") from None
             pipe.set_progress_bar_config(disable=True)
             _PIPELINES[category] = pipe
         pipe = _PIPELINES[category]
@@ -115,11 +118,18 @@ def trained_on(category: str) -> str:
                                   f"({record['drawings']['used']:,} drawings, {record['steps']:,} steps).")
 
 
-def check_range(name: str, value, label: str) -> float:
+def check_range(name: str, value, label: str, whole: bool = False) -> float:
+    """``value`` as a number within ``LIMITS[name]`` (a whole number with ``whole``), or a page error naming ``label``."""
     low, high = LIMITS[name]
-    if value is None or not (low <= float(value) <= high):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise gr.Error(f"{label} must be a number between {low} and {high}, got {value!r}") from None
+    if not low <= number <= high:  # NaN fails here too
         raise gr.Error(f"{label} must be between {low} and {high}, got {value}")
-    return float(value)
+    if whole and number != int(number):
+        raise gr.Error(f"{label} must be a whole number, got {value}")
+    return number
 
 
 def default_guidance(category: str) -> float:
@@ -145,7 +155,7 @@ def run_pipeline(pipe, **kwargs):
 def resolve_seed(seed, randomize: bool) -> int:
     if randomize:
         return random.randint(0, LIMITS["seed"][1])
-    return int(check_range("seed", seed, "Seed"))
+    return int(check_range("seed", seed, "Seed", whole=True))
 
 
 def write_downloads(category: str, sketches, folder: Path) -> list[str]:
@@ -164,8 +174,8 @@ def write_downloads(category: str, sketches, folder: Path) -> list[str]:
 
 def generate(category, num_sketches, seed, randomize_seed, steps, temperature, guidance, sampler=None):
     """Draw sketches; returns (animated GIF path, grid image, download files, seed used)."""
-    num = int(check_range("num_sketches", num_sketches, "Number of sketches"))
-    steps = int(check_range("steps", steps, "Inference steps"))
+    num = int(check_range("num_sketches", num_sketches, "Number of sketches", whole=True))
+    steps = int(check_range("steps", steps, "Inference steps", whole=True))
     temperature = check_range("temperature", temperature, "Diversity (temperature)")
     guidance = check_range("guidance", guidance, "Guidance")
     seed = resolve_seed(seed, randomize_seed)
@@ -205,7 +215,7 @@ def parse_strokes(strokes_json: str) -> list[np.ndarray]:
 def complete(category, strokes_json, seed, randomize_seed, steps, temperature, guidance, sampler=None):
     """Continue the visitor's strokes; returns (GIF path of the drawing as it continues, final image, seed used)."""
     prefix = parse_strokes(strokes_json)
-    steps = int(check_range("steps", steps, "Inference steps"))
+    steps = int(check_range("steps", steps, "Inference steps", whole=True))
     temperature = check_range("temperature", temperature, "Diversity (temperature)")
     guidance = check_range("guidance", guidance, "Guidance")
     seed = resolve_seed(seed, randomize_seed)

@@ -27,6 +27,6 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         main()
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, FloatingPointError) as exc:
         logging.getLogger("distill").error("%s", exc)
         sys.exit(1)

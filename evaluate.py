@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
+from pathlib import Path
 
 from sketch_diffusion.evaluation import evaluate
 from sketch_diffusion.settings import METRIC_RENDER, SAMPLING_SCHEDULERS
@@ -66,6 +68,11 @@ def parse_args(argv=None) -> argparse.Namespace:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.num_samples is not None and args.num_samples > 100_000:
         p.error(f"--num-samples {args.num_samples} is more than 100,000: FID needs a few thousand")
+    if Path(args.out).is_dir():
+        p.error(f"--out {args.out} is a folder; give the metrics JSON file to write, e.g. "
+                f"{Path(args.out) / 'metrics.json'}")
+    if not math.isfinite(args.line_width) or args.line_width <= 0:
+        p.error(f"--line-width must be a positive number of pixels, got {args.line_width}")
     if not 75 <= args.render_size <= 1024:
         p.error(f"--render-size must be between 75 (Inception's smallest input) and 1024 pixels, got {args.render_size}")
     return args

@@ -26,13 +26,14 @@ from pathlib import Path
 import torch
 
 from pipeline.modeling_stroke_diffusion import StrokeDiffusionModel
-from sketch_diffusion.fileio import append_jsonl, write_json_atomic
+from sketch_diffusion.fileio import append_jsonl, trim_jsonl, write_json_atomic
 from sketch_diffusion.provenance import library_versions, weights_sha256
-from sketch_diffusion.train_options import parse_args
+from sketch_diffusion.release import save_pipeline_folder
+from sketch_diffusion.train_options import parse_args, run_options
 from sketch_diffusion.training import (EMA_FOLDER, DiffusionObjective, augment, batch_indices, build_model,
                                        build_schedulers, hardware, load_training_data, make_pipeline, render_samples,
-                                       resolve_mixed_precision, resolve_resume, save_checkpoint, sketch_generators,
-                                       validation_loss, verify_checkpoint)
+                                       resolve_mixed_precision, resume_point, save_checkpoint, sketch_generators,
+                                       validation_loss)
 
 logger = logging.getLogger("train")
 
@@ -50,6 +51,11 @@ def main(argv=None) -> None:
     args.mixed_precision = resolve_mixed_precision(args.mixed_precision)  # saved resolved in training_config.json
     output_dir = Path(args.output_dir)
     checkpoint_dir = output_dir / "checkpoints"
+    distilled = [name for name in ("distilled_transformer", "distillation_config.json") if (output_dir / name).exists()]
+    if distilled:
+        raise ValueError(f"--output-dir {output_dir} holds a distilled sampler of its earlier weights "
+                         f"({', '.join(distilled)}), which the exported pipeline would not use: export into another "
+                         "--output-dir and run distill.py on it, or remove them first")
     log_with = args.logger
     if log_with == "auto":
         try:
@@ -79,6 +85,11 @@ def main(argv=None) -> None:
         (strokes, lengths), (val_strokes, val_lengths), provenance = load_training_data(args)
     logger.info("training on %d sketches (%s), %d held out for validation", len(strokes),
                 provenance["split"]["source"], len(val_strokes))
+    run = run_options(args, provenance)  # checkpoints record it; a resume must match it
+    resume, global_step, prior_seconds = resume_point(args.resume_from_checkpoint, checkpoint_dir, run,
+                                                      "another --output-dir")
+    if args.export_only and resume is None:
+        raise ValueError(f"--export-only: no checkpoint to export in {checkpoint_dir}")
 
     model = build_model(args)
     noise_scheduler, sampling_scheduler = build_schedulers(args)
@@ -133,20 +144,16 @@ def main(argv=None) -> None:
             copy.load_state_dict(unwrapped_model().state_dict())
         return copy.float().eval()
 
-    global_step, prior_seconds = 0, 0.0
-    if args.resume_from_checkpoint:
-        path = resolve_resume(args.resume_from_checkpoint, checkpoint_dir)
-        if path is None:
-            logger.info("no checkpoint in %s: starting from scratch", checkpoint_dir)
-        else:
-            global_step, prior_seconds = verify_checkpoint(path)
-            accelerator.load_state(str(path))
-            logger.info("resumed from %s at step %d", path, global_step)
+    if resume is None:
+        logger.info("no checkpoint to resume in %s: starting from scratch", checkpoint_dir)
+    else:
+        accelerator.load_state(str(resume))
+        logger.info("resumed from %s at step %d", resume, global_step)
 
     def export(step: int, wall_seconds: float) -> None:
         stale = [name for name in ("metrics.json", "metrics.grid.png", "sample.gif", "README.md")
                  if (output_dir / name).is_file()]
-        make_pipeline(export_model(), sampling_scheduler, args).save_pretrained(output_dir)
+        save_pipeline_folder(make_pipeline(export_model(), sampling_scheduler, args), output_dir)
         write_json_atomic(output_dir / "training_config.json", vars(args))
         record = dict(provenance, category=args.category, steps=step, max_steps=max_steps,
                       sketches_seen=step * sketches_per_step,
@@ -171,6 +178,9 @@ def main(argv=None) -> None:
         accelerator.init_trackers("train", config={k: v for k, v in vars(args).items() if v is not None})
     log_file = output_dir / "logs" / "train_log.jsonl"
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    if accelerator.is_main_process:  # steps past the checkpoint (or every step, starting afresh) are logged again
+        for log in (log_file, log_file.with_name("validation_log.jsonl")):
+            trim_jsonl(log, global_step)
 
     start, start_step = time.time(), global_step
     saved_step = global_step
@@ -207,6 +217,9 @@ def main(argv=None) -> None:
                                                            reduction="mean")  # the global batch's means
         logs = {"loss": loss.item(), "denoise_loss": denoise_loss.item(), "stop_loss": stop_loss.item(),
                 "lr": lr_scheduler.get_last_lr()[0], "step": global_step}
+        if not math.isfinite(logs["loss"]):
+            raise FloatingPointError(f"the training loss is {logs['loss']} at step {global_step}: nothing is exported, "
+                                     f"and the checkpoints in {checkpoint_dir} are kept (lower --learning-rate?)")
         progress.update(1)
         sketches_per_s = (global_step - start_step) * sketches_per_step / max(time.time() - start, 1e-9)
         progress.set_postfix(loss=f"{logs['loss']:.4f}", sketches_per_s=f"{sketches_per_s:.0f}")
@@ -215,7 +228,7 @@ def main(argv=None) -> None:
             append_jsonl(log_file, dict(logs, elapsed_seconds=round(elapsed, 2)))
 
         if global_step % args.checkpointing_steps == 0 or global_step == max_steps:
-            save_checkpoint(accelerator, checkpoint_dir, global_step, args.checkpoints_total_limit, elapsed)
+            save_checkpoint(accelerator, checkpoint_dir, global_step, args.checkpoints_total_limit, elapsed, run)
             saved_step = global_step
         if accelerator.is_main_process and len(val_strokes) and global_step % args.validation_interval == 0:
             val = validation_loss(export_model(), noise_scheduler, val_strokes, val_lengths, args)
@@ -231,7 +244,7 @@ def main(argv=None) -> None:
     progress.close()
     if saved_step != global_step:  # stopped by the time budget: keep the final state resumable
         save_checkpoint(accelerator, checkpoint_dir, global_step, args.checkpoints_total_limit,
-                        prior_seconds + time.time() - start)
+                        prior_seconds + time.time() - start, run)
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
@@ -242,6 +255,6 @@ def main(argv=None) -> None:
 if __name__ == "__main__":
     try:
         main()
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, FloatingPointError) as exc:
         logging.getLogger("train").error("%s", exc)
         sys.exit(1)

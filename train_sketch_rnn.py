@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sketch_diffusion.fileio import append_jsonl, write_json_atomic
+from sketch_diffusion.fileio import append_jsonl, trim_jsonl, write_json_atomic
 from sketch_diffusion.modeling_sketch_rnn import SketchRNNDecoder
 from pipeline.representation import stroke3_to_stroke5, strokes_to_stroke3
 from sketch_diffusion.provenance import library_versions
@@ -44,8 +45,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-train-minutes", type=float, default=None, help="stop after this much training time")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    if args.train_batch_size < 1 or args.max_steps < 1 or args.max_seq_len < 2:
-        p.error("--train-batch-size and --max-steps must be at least 1, --max-seq-len at least 2")
+    if min(args.train_batch_size, args.max_steps, args.hidden_size, args.num_mixtures) < 1 or args.max_seq_len < 2:
+        p.error("--train-batch-size, --max-steps, --hidden-size and --num-mixtures must be at least 1, --max-seq-len "
+                "at least 2")
+    for name in ("augment", "dropout", "learning_rate", "lr_decay", "max_grad_norm", "max_train_minutes"):
+        value = getattr(args, name)
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            p.error(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
     return args
 
 
@@ -77,6 +83,7 @@ def main(argv=None) -> None:
     lr_schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=args.lr_decay)
     log_file = output_dir / "logs" / "train_log.jsonl"
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    trim_jsonl(log_file, 0)  # every run starts at step 0: an earlier run's log is replaced, not appended to
 
     start, step = time.time(), 0
     progress = tqdm(total=args.max_steps, desc="steps")
@@ -89,6 +96,9 @@ def main(argv=None) -> None:
         batch, batch_lengths = data[order], lengths[order]
         cut = int(batch_lengths.max()) + 1  # trailing end rows beyond the longest sketch carry no information
         loss, offset_nll, pen_nll = model.loss(batch[:, :cut], batch_lengths)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"the training loss is {loss.item()} at step {step + 1}: nothing is saved "
+                                     "(lower --learning-rate?)")
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
@@ -112,6 +122,6 @@ def main(argv=None) -> None:
 if __name__ == "__main__":
     try:
         main()
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, FloatingPointError) as exc:
         logging.getLogger("train_sketch_rnn").error("%s", exc)
         sys.exit(1)

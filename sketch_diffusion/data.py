@@ -272,7 +272,14 @@ def build_dataset(ndjson_path: str | os.PathLike, split: dict[str, Sequence[int]
     ).hexdigest()[:16]
     target = Path(cache_dir) / f"{ndjson_path.name.split('.')[0]}-{key}"
     if (target / "dataset_dict.json").is_file():
-        return datasets.load_from_disk(str(target))
+        try:
+            cached = datasets.load_from_disk(str(target))
+            for subset in cached.values():  # read a row of each table: a truncated file fails here, not later
+                subset[len(subset) - 1]
+            return cached
+        except Exception as exc:  # a damaged cache is rebuilt, not trusted
+            logger.warning("the dataset cache %s is unreadable (%s): building it again", target, exc)
+            shutil.rmtree(target, ignore_errors=True)
 
     subsets = {"train": list(split["train"]), "test": list(split["test"]), "test_leak_free": leak_free_test(split)}
     wanted = set().union(*subsets.values())

@@ -17,10 +17,10 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import logging
 import math
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,15 +32,18 @@ from pipeline.modeling_stroke_diffusion import StrokeDiffusionModel
 from pipeline.pipeline_stroke_diffusion import DEFAULT_NUM_INFERENCE_STEPS, StrokeDiffusionPipeline
 from pipeline.representation import pack_sketches
 
-from .fileio import append_jsonl, copy_changed_files, file_digest, write_json_atomic
+from .fileio import append_jsonl, file_digest, trim_jsonl, write_json_atomic
 from .provenance import library_versions
-from .release import load_with_this_checkout, tidy_model_configs
+from .release import load_with_this_checkout, save_pipeline_folder
 from .settings import default_cache_dir
-from .training import (load_training_data, resolve_mixed_precision, resolve_resume, save_checkpoint,
-                       verify_checkpoint)
+from .training import load_training_data, resolve_mixed_precision, resume_point, save_checkpoint
 
 FROZEN = ("stroke_embed", "start_token", "position_embed", "blocks", "ln_f", "stop_head", "null_context")
+# options a resumed distillation may change (where things go, how long, how often it saves and logs, the autocast)
+RESUMABLE_OPTIONS = {"model", "output_dir", "work_dir", "resume_from_checkpoint", "max_steps", "checkpointing_steps",
+                     "checkpoints_total_limit", "log_interval", "cache_dir", "mixed_precision"}
 TRAJECTORIES = "teacher_trajectories.safetensors"
+logger = logging.getLogger(__name__)
 
 
 def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
@@ -110,6 +113,11 @@ def training_sketches(model_dir: Path, cache_dir: str) -> tuple[torch.Tensor, to
     if not config_file.is_file():
         raise FileNotFoundError(f"{config_file} is missing: the teacher's training data is read from it")
     config = json.loads(config_file.read_text())
+    for name in ("data", "split"):
+        value = config.get(name)
+        if value and value not in ("official", "all") and not Path(value).exists():
+            raise FileNotFoundError(f"{config_file} trained on {name} {value}, which is not there from {Path.cwd()}: "
+                                    "run distill.py from the folder train.py ran in")
     args = argparse.Namespace(**{**config, "no_download": True, "cache_dir": cache_dir})
     (strokes, lengths), _, _ = load_training_data(args)
     return strokes, lengths
@@ -164,12 +172,15 @@ def load_or_make_trajectories(teacher, model_dir: Path, work_dir: Path, args) ->
     if path.is_file():
         from safetensors import safe_open
 
-        with safe_open(path, "pt") as f:
-            if f.metadata() == key:
-                return load_file(path)
+        try:
+            with safe_open(path, "pt") as f:
+                if f.metadata() == key:
+                    return load_file(path)
+        except Exception as exc:  # a damaged cache is rebuilt, not trusted
+            logger.warning("%s is unreadable (%s): drawing the trajectories again", path, exc)
+    real = training_sketches(model_dir, args.cache_dir)  # first: a missing data file fails before the long drawing
     generator = torch.Generator().manual_seed(args.seed)
     own = teacher_sketches(teacher, args.teacher_sketches, generator)
-    real = training_sketches(model_dir, args.cache_dir)
     width = max(own[0].shape[1], real[0].shape[1])
     strokes = torch.cat([F.pad(s, (0, 0, 0, 0, 0, width - s.shape[1])) for s in (own[0], real[0])])
     contexts, paths = teacher_trajectories(teacher, strokes, torch.cat([own[1], real[1]]), generator)
@@ -242,6 +253,10 @@ def distill(args) -> Path:
         raise ValueError("distillation runs in one process (python distill.py ...), not under a multi-process launch")
     torch.manual_seed(args.seed)
     teacher, teacher_sha256 = load_teacher(model_dir).to(accelerator.device), teacher_digest(model_dir)
+    run = {k: v for k, v in vars(args).items() if k not in RESUMABLE_OPTIONS}
+    run = json.loads(json.dumps(dict(run, teacher_weights_sha256=teacher_sha256)))
+    checkpoint_dir, log_file = work_dir / "checkpoints", work_dir / "distill_log.jsonl"
+    resume, step, elapsed = resume_point(args.resume_from_checkpoint, checkpoint_dir, run, "another --work-dir")
     data = load_or_make_trajectories(teacher, model_dir, work_dir, args)
     contexts, paths = data["contexts"], data["trajectories"]
     targets = paths[-1].clamp(-1.0, 1.0)
@@ -262,14 +277,11 @@ def distill(args) -> Path:
 
     lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     student, optimizer, lr_scheduler = accelerator.prepare(student, optimizer, lr_scheduler)
-    checkpoint_dir, step, elapsed = work_dir / "checkpoints", 0, 0.0
-    resume = None if args.resume_from_checkpoint == "none" else resolve_resume(args.resume_from_checkpoint,
-                                                                                checkpoint_dir)
     if resume is not None:
-        step, elapsed = verify_checkpoint(resume)
         accelerator.load_state(str(resume))
+    trim_jsonl(log_file, step)  # lines past the checkpoint are logged again
 
-    log_file, started, window = work_dir / "distill_log.jsonl", time.time() - elapsed, []
+    started, window = time.time() - elapsed, []
     student.train()
     for step in tqdm(range(step, args.max_steps), initial=step, total=args.max_steps, desc="distillation"):
         generator = torch.Generator().manual_seed(int(np.random.SeedSequence([args.seed, step]).generate_state(1)[0]))
@@ -278,6 +290,9 @@ def distill(args) -> Path:
         point[torch.rand(args.batch_size, generator=generator) < args.first_step_fraction] = 0
         batch = (paths[point, rows], timesteps[point], contexts[rows], targets[rows])
         loss = consistency_loss(student, scheduler, *(tensor.to(accelerator.device) for tensor in batch))
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"the distillation loss is {loss.item()} at step {step + 1}: nothing is exported; "
+                                     f"the checkpoints in {checkpoint_dir} are kept (lower --learning-rate?)")
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(trainable, args.max_grad_norm)
         optimizer.step()
@@ -289,7 +304,8 @@ def distill(args) -> Path:
                                     "lr": lr_scheduler.get_last_lr()[0], "seconds": round(time.time() - started, 1)})
             window = []
         if (step + 1) % args.checkpointing_steps == 0 and step + 1 < args.max_steps:
-            save_checkpoint(accelerator, checkpoint_dir, step + 1, args.checkpoints_total_limit, time.time() - started)
+            save_checkpoint(accelerator, checkpoint_dir, step + 1, args.checkpoints_total_limit, time.time() - started,
+                            run)
 
     student = accelerator.unwrap_model(student).eval()
     precision = "bf16" if accelerator.mixed_precision == "bf16" else "no"  # the student samples as it trained
@@ -313,7 +329,4 @@ def export(distilled: StrokeDiffusionPipeline, model_dir: Path, output_dir: Path
     if output_dir.resolve() != model_dir.resolve():
         shutil.copytree(model_dir, output_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("checkpoints"))
     (output_dir / "logs").mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=output_dir) as tmp:
-        distilled.save_pretrained(tmp)
-        tidy_model_configs(tmp)
-        return copy_changed_files(tmp, output_dir)
+    return save_pipeline_folder(distilled, output_dir)

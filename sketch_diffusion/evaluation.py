@@ -45,7 +45,14 @@ class FeatureCache:
     def __call__(self, images: np.ndarray) -> np.ndarray:
         path = self.folder / f"features-{images_digest(images)[:20]}-{self.weights_sha256[:12]}.npy"
         if path.is_file():
-            return np.load(path)
+            try:
+                features = np.load(path)
+                if features.shape == (len(images), 2048) and np.isfinite(features).all():
+                    return features
+                logger.warning("%s holds features of shape %s, not (%d, 2048): computing them again", path,
+                               features.shape, len(images))
+            except (OSError, ValueError) as exc:  # a damaged cache file is recomputed, not trusted
+                logger.warning("%s is unreadable (%s): computing the features again", path, exc)
         features = inception_features(images, self.extractor, progress=True)
         buffer = io.BytesIO()
         np.save(buffer, features)

@@ -74,6 +74,25 @@ def append_jsonl(path: str | os.PathLike, record: dict) -> None:
         f.write(json.dumps(record) + "\n")
 
 
+def trim_jsonl(path: str | os.PathLike, last_step: int) -> None:
+    """Drop the lines of a ``append_jsonl`` log whose ``step`` is past ``last_step`` (all of them for 0), and a line
+    cut short by a crash: a resumed run logs those steps again. Atomic; a missing file is left missing."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+
+    def kept(line: str) -> bool:
+        try:
+            return json.loads(line).get("step", 0) <= last_step
+        except ValueError:
+            return False
+
+    remaining = [line for line in lines if kept(line)]
+    if len(remaining) != len(lines):
+        write_text_atomic(path, "".join(remaining))
+
+
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256", chunk_size: int = 1 << 20) -> str:
     h = hashlib.new(algorithm)
     with open(path, "rb") as f:

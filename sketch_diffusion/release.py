@@ -7,7 +7,8 @@
 ``write_model_card`` builds ``README.md`` (and ``sample.gif``) in a trained model folder from its
 ``provenance.json``, ``training_config.json`` and ``metrics.json``. ``stage`` copies exactly what the
 Hub repository will hold into a folder (weights, code, card, metrics, GIF; no checkpoints or logs)
-and lists it; ``--push`` uploads that folder with huggingface_hub. The token comes from the usual
+and lists it; both a dry run and ``--push`` first write the card into the model folder, and ``--push`` then
+uploads the staged folder with huggingface_hub. The token comes from the usual
 environment or ``huggingface-cli login`` and is never printed.
 """
 
@@ -284,6 +285,17 @@ def tidy_model_configs(folder: str | os.PathLike) -> None:
             config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
+def save_pipeline_folder(pipe, folder: str | os.PathLike) -> list[str]:
+    """``pipe.save_pretrained`` into ``folder`` file by file, each write atomic (saved into a temporary folder
+    inside it, configs tidied with ``tidy_model_configs``, then the changed files moved in); return the files
+    written. A crash leaves every file whole, old or new."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        pipe.save_pretrained(tmp)
+        tidy_model_configs(tmp)
+        return copy_changed_files(tmp, folder)
+
+
 def load_with_this_checkout(model_dir: str | os.PathLike):
     """A pipeline folder loaded with this checkout's classes, not the folder's own code: its models, its scheduler and
     the options of its ``model_index.json`` that this checkout's pipeline takes (keys since removed are dropped)."""
@@ -384,7 +396,9 @@ def main(argv=None) -> int:
     parser.add_argument("--repo-id", help="Hub repository, e.g. you/quickdraw-cat-stroke-diffusion (required unless "
                                           "--refresh-code)")
     parser.add_argument("--staging-dir", help="where to stage the repository (default: outputs/release/<repo name>)")
-    parser.add_argument("--push", action="store_true", help="upload (default: dry run that only stages and lists)")
+    parser.add_argument("--push", action="store_true",
+                        help="upload (default: a dry run, which writes the model card into --model, stages the "
+                             "repository and lists it; nothing leaves the machine)")
     parser.add_argument("--private", action="store_true", help="create the repository as private")
     parser.add_argument("--refresh-code", action="store_true",
                         help="only rewrite the folder's code and configs with this checkout's, keeping its weights "

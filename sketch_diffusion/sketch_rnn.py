@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -204,6 +205,10 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="output .ndjson; for .gen.json the split is written beside it as "
                    "<name>.split.json")
     args = parser.parse_args(argv)
+    if args.num < 1:
+        p.error(f"--num must be at least 1, got {args.num}")
+    if not (math.isfinite(args.temperature) and args.temperature > 0):
+        p.error(f"--temperature must be a finite number > 0, got {args.temperature}")
     try:
         if Path(args.model).is_dir():
             print(f"wrote {sample_baseline(args.model, args.num, args.out, args.seed, args.temperature, args.word)}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -14,6 +15,21 @@ from .settings import SAMPLING_SCHEDULERS
 from .training import add_data_arguments
 
 RUN_SPECIFIC_OPTIONS = {"output_dir", "resume_from_checkpoint", "export_only", "config", "debug_kill_at_step", "help"}
+# options a resumed run may change: where things go, how long it runs, how often it saves and reports, the autocast,
+# and the data's location (its content is checked: run_options records its sha1)
+RESUMABLE_OPTIONS = RUN_SPECIFIC_OPTIONS | {
+    "max_steps", "num_epochs", "max_train_minutes", "checkpointing_steps", "checkpoints_total_limit",
+    "validation_interval", "sample_interval", "num_samples", "logger", "mixed_precision",
+    "data", "data_dir", "no_download", "cache_dir", "split"}
+
+
+def run_options(args: argparse.Namespace, provenance: dict) -> dict:
+    """What defines a training run, as JSON values: every option but ``RESUMABLE_OPTIONS``, plus the training data's
+    sha1 and split sizes. Checkpoints record it; a run resumes only a checkpoint of the same run."""
+    options = {k: v for k, v in vars(args).items() if k not in RESUMABLE_OPTIONS}
+    split = provenance["split"]
+    return json.loads(json.dumps(dict(options, data_sha1=provenance["data_file"]["sha1"],
+                                      split_sizes=[split["train"], split["test"]])))
 
 
 def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
@@ -41,7 +57,8 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
     g.add_argument("--prediction-type", default="v_prediction", choices=("epsilon", "v_prediction", "sample"),
                    help="what the denoiser predicts; v_prediction lets sampling start from pure noise")
     g.add_argument("--num-train-timesteps", type=int, default=1000)
-    g.add_argument("--beta-schedule", default="squaredcos_cap_v2", help="DDPM beta schedule")
+    g.add_argument("--beta-schedule", default="squaredcos_cap_v2",
+                   choices=("linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid"), help="DDPM beta schedule")
     g.add_argument("--sampling-scheduler", default="dpm", choices=tuple(SAMPLING_SCHEDULERS),
                    help="scheduler saved with the pipeline (another supported one can be swapped in later)")
     g.add_argument("--guidance-scale", type=float, default=1.0,
@@ -93,15 +110,35 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
     g.add_argument("--config", help="a run's training_config.json: its options become the defaults and the flags "
                                     "given here override them (e.g. to export one of the run's checkpoints)")
     g.add_argument("--debug-kill-at-step", type=int, default=None, help=argparse.SUPPRESS)
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument("--config")
+    config_file = config.parse_known_args(argv)[0].config
+    if config_file:  # the run's options become the defaults, so flags the run set are no longer required
+        saved = read_run_config(config_file, p)
+        p.set_defaults(**saved)
+        for action in p._actions:
+            action.required = action.required and action.dest not in saved
     args = p.parse_args(argv)
-    if args.config:
-        p.set_defaults(**read_run_config(args.config, p))
-        args = p.parse_args(argv)
+    for action in p._actions:
+        value = getattr(args, action.dest, None)
+        if action.type is float and value is not None and not math.isfinite(value):
+            p.error(f"{action.option_strings[0]} must be a finite number, got {value}")
     for name in ("train_batch_size", "noise_draws", "points_per_stroke", "max_strokes", "checkpointing_steps",
                  "gradient_accumulation_steps", "num_epochs", "checkpoints_total_limit", "validation_interval",
-                 "head_conv_channels"):
+                 "head_conv_channels", "hidden_size", "num_layers", "num_heads", "head_hidden_size", "head_num_blocks",
+                 "num_samples"):
         if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be at least 1")
+            p.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.hidden_size % args.num_heads:
+        p.error(f"--hidden-size {args.hidden_size} must be a multiple of --num-heads {args.num_heads}")
+    if args.num_train_timesteps < 2:
+        p.error(f"--num-train-timesteps must be at least 2, got {args.num_train_timesteps}")
+    if args.augment < 0:
+        p.error(f"--augment must be >= 0, got {args.augment}")
+    if not 0.0 <= args.dropout < 1.0:
+        p.error(f"--dropout must be in [0, 1), got {args.dropout}")
+    if args.sample_interval < 0:
+        p.error(f"--sample-interval must be >= 0, got {args.sample_interval}")
     if args.max_steps is not None and args.max_steps < 1:
         p.error("--max-steps must be at least 1")
     for name in ("validation_size", "head_conv_blocks"):

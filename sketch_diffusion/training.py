@@ -225,8 +225,10 @@ def list_checkpoints(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
 
 
-def save_checkpoint(accelerator, folder: Path, step: int, limit: int, elapsed_seconds: float = 0.0) -> Path:
-    """``accelerator.save_state`` into a temporary folder, record file hashes, then rename into place.
+def save_checkpoint(accelerator, folder: Path, step: int, limit: int, elapsed_seconds: float = 0.0,
+                    run: dict | None = None) -> Path:
+    """``accelerator.save_state`` into a temporary folder, record file hashes (and ``run``, the options that define
+    the run: ``resume_point`` checks them), then rename into place.
 
     An interrupted or failed write (disk full, kill) leaves the previous checkpoints untouched; old
     checkpoints beyond ``limit`` are removed only after the new one is complete. Call it on every process.
@@ -243,7 +245,7 @@ def save_checkpoint(accelerator, folder: Path, step: int, limit: int, elapsed_se
         if accelerator.is_main_process:
             files = {str(f.relative_to(tmp)): file_digest(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
             write_json_atomic(tmp / CHECKPOINT_MARKER, {"step": step, "elapsed_seconds": round(elapsed_seconds, 2),
-                                                        "files": files})
+                                                        "files": files, "run": run})
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
             for old in list_checkpoints(folder)[:-limit]:
@@ -283,6 +285,35 @@ def resolve_resume(arg: str, folder: Path) -> Path | None:
     if not path.is_dir():
         raise FileNotFoundError(f"--resume-from-checkpoint {arg}: no such folder")
     return path
+
+
+def resume_point(arg: str | None, folder: Path, run: dict, elsewhere: str) -> tuple[Path | None, int, float]:
+    """Where a run starts: ``(checkpoint, step, training seconds)``, or ``(None, 0, 0.0)`` to start afresh.
+
+    ``arg`` is ``--resume-from-checkpoint``: 'latest' (in ``folder``), a checkpoint folder, or None / 'none' for a
+    fresh start. A fresh start is refused while ``folder`` holds checkpoints (the new run's would replace and prune
+    them), and a checkpoint whose run had other ``run`` options than these is refused (its optimizer and schedule
+    state would silently win over the new flags). ``elsewhere`` says where else to start afresh, e.g. "another
+    --output-dir".
+    """
+    found = list_checkpoints(folder) if folder.is_dir() else []
+    if arg in (None, "none"):
+        if found:
+            raise ValueError(f"{folder} holds checkpoints of an earlier run (the latest: {found[-1].name}): resume it "
+                             f"with --resume-from-checkpoint latest, or start afresh in {elsewhere}")
+        return None, 0, 0.0
+    path = resolve_resume(arg, folder)
+    if path is None:
+        return None, 0, 0.0
+    step, seconds = verify_checkpoint(path)
+    saved = json.loads((path / CHECKPOINT_MARKER).read_text()).get("run")
+    if saved is not None:  # None: a checkpoint written before runs were recorded
+        differ = [f"{key}={saved.get(key)!r} there, {value!r} here" for key, value in run.items()
+                  if saved.get(key) != value]
+        if differ:
+            raise ValueError(f"checkpoint {path} is of a run with other options ({'; '.join(differ)}): resume with "
+                             f"that run's options, or start afresh in {elsewhere}")
+    return path, step, seconds
 
 
 # ----------------------------------------------------------------------------- the model and pipeline a run builds

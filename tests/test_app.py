@@ -217,6 +217,36 @@ def test_request_folders_do_not_pile_up(monkeypatch, tmp_path):
     assert sorted(tmp_path.iterdir()) == folders[-app.KEEP_REQUEST_FOLDERS:]
 
 
+@pytest.mark.parametrize("name, value, whole, message", [
+    ("temperature", "abc", False, "temperature must be a number between"),
+    ("temperature", None, False, "temperature must be a number between"),
+    ("temperature", float("nan"), False, "temperature must be between"),
+    ("steps", 2.7, True, "steps must be a whole number, got 2.7"),
+])
+def test_handler_values_that_are_no_numbers_or_not_whole_are_page_errors(monkeypatch, name, value, whole, message):
+    monkeypatch.setenv("SKETCH_MODELS", "")
+    sys.path.insert(0, str(REPO))
+    import gradio as gr
+
+    import app
+
+    with pytest.raises(gr.Error, match=message):
+        app.check_range(name, value, name, whole=whole)
+
+
+def test_a_model_that_does_not_load_is_a_page_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("SKETCH_MODELS", "")
+    sys.path.insert(0, str(REPO))
+    import gradio as gr
+
+    import app
+
+    (tmp_path / "model_index.json").write_text("not json")
+    monkeypatch.setitem(app.SOURCES, "broken", str(tmp_path))
+    with pytest.raises(gr.Error, match="The broken model .* could not be loaded"):
+        app.get_pipeline("broken")
+
+
 @pytest.mark.parametrize("strokes, message", [
     ('[[["a", "b"], ["c", "d"]]]', "Stroke 1 must be a list of 1 to 5,000"),
     ("[[[1, 2], [3]]]", "Stroke 1 must be a list of 1 to 5,000"),

@@ -277,3 +277,17 @@ def test_cli_errors_exit_nonzero(tmp_path, capsys):
     cli = subprocess.run([sys.executable, "-m", "sketch_diffusion.data", "stats", str(tmp_path / "missing.ndjson")],
                          cwd=REPO, capture_output=True, text=True, timeout=120)  # the module's command line
     assert cli.returncode == 1 and "missing.ndjson" in cli.stderr and "Traceback" not in cli.stderr
+
+
+@needs_shared
+def test_a_damaged_dataset_cache_is_rebuilt(tmp_path):
+    from conftest import sketches_equal
+
+    split = {"train": list(range(20)), "test": list(range(20, 25))}
+    first = data.load_split_sketches(simplified_sample("cat"), split, tmp_path)
+    tables = sorted(tmp_path.rglob("*.arrow"))
+    assert tables
+    for table in tables:  # cut short, as a full disk or a kill during a copy leaves it
+        table.write_bytes(table.read_bytes()[:300])
+    again = data.load_split_sketches(simplified_sample("cat"), split, tmp_path)
+    assert first.keys() == again.keys() and all(sketches_equal(first[k], again[k]) for k in first)

@@ -1,12 +1,13 @@
 """distill.py and the distilled sampler: a tiny teacher trained on the 25 real cats, distilled in a few steps."""
 
 import json
+import shutil
 from pathlib import Path
 from unittest import mock
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from conftest import needs_shared
 from test_train import assert_same_weights, one_cpu_thread, train_here
@@ -92,6 +93,21 @@ def test_interrupted_distillation_resumes_to_the_same_student(teacher, distilled
     assert cached.stat().st_mtime_ns == mtime
     assert_same_weights(load_file(distilled / "distilled_transformer" / WEIGHTS),
                         load_file(tmp_path / "student" / "distilled_transformer" / WEIGHTS))
+
+
+@needs_shared
+def test_a_distillation_resumes_only_its_own_checkpoints(teacher, distilled, tmp_path, capsys):
+    other = tmp_path / "other-teacher"  # the same folder name and options, other weights
+    shutil.copytree(teacher, other)
+    weights = load_file(other / "transformer" / WEIGHTS)
+    save_file({name: tensor + 1 for name, tensor in weights.items()}, other / "transformer" / WEIGHTS)
+    argv = distill_argv(other, tmp_path / "student", "--max-steps", "4", "--checkpointing-steps", "2")
+    argv[argv.index("--work-dir") + 1] = str(distilled.parent / "student-work")  # the finished run's checkpoints
+    with pytest.raises(ValueError, match="is of a run with other options \\(teacher_weights_sha256="):
+        distill_here(argv)
+    with pytest.raises(ValueError, match="holds checkpoints of an earlier run"):
+        distill_here(argv + ["--resume-from-checkpoint", "none"])
+    assert not (tmp_path / "student").exists()
 
 
 @needs_shared

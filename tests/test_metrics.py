@@ -85,6 +85,17 @@ def test_fid_and_kid_sanity_on_real_sketches(extractor, real_sketches):
     assert drop_score["fid"] > scores[0]["fid"] and drop_score["kid_mean"] > 0
 
 
+def test_a_damaged_feature_cache_is_computed_again(extractor, real_sketches, tmp_path):
+    from sketch_diffusion.evaluation import FeatureCache
+
+    cache, images = FeatureCache(extractor, "0" * 64, tmp_path), renders(real_sketches[:2])
+    features = cache(images)
+    (stored,) = tmp_path.glob("features-*.npy")
+    stored.write_bytes(stored.read_bytes()[:200])  # cut short
+    np.testing.assert_array_equal(cache(images), features)
+    np.testing.assert_array_equal(np.load(stored), features)  # and written whole again
+
+
 def test_kid_subset_larger_than_sets_is_an_error():
     features = np.random.default_rng(0).normal(size=(10, 2048))
     with pytest.raises(ValueError, match="kid_subset_size=50"):

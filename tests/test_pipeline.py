@@ -140,7 +140,11 @@ def test_completion_keeps_the_real_prefix(tiny_pipeline):
     ({"num_sketches": 10_001}, "more than 10000 in one call"),
     ({"num_sketches": 10**7}, "more than 10000 in one call"),
     ({"num_inference_steps": 5000}, "num_inference_steps=5000 exceeds"),
-    ({"image_size": 100_000}, "image_size must be between 8 and 4096"),
+    ({"image_size": 100_000}, "image_size must be between 32 and 4096"),
+    ({"image_size": 16}, "image_size must be between 32 and 4096"),
+    ({"line_width": float("nan")}, "line_width must be a number > 0"),
+    ({"line_width": 0}, "line_width must be a number > 0"),
+    ({"line_width": 1e9}, "line_width=1000000000.0 is more than a quarter of image_size=256"),
 ])
 def test_bad_arguments_say_what_is_wrong(tiny_pipeline, kwargs, message):
     with pytest.raises(ValueError, match=message):

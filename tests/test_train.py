@@ -136,7 +136,7 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path):
     run_train(tmp_path / "resumed", *common, "--resume-from-checkpoint", "latest")
     assert_same_weights(weights(tmp_path / "straight"), weights(tmp_path / "resumed"))
     log = [json.loads(x) for x in (tmp_path / "resumed" / "logs" / "train_log.jsonl").read_text().splitlines()]
-    assert [entry["step"] for entry in log] == [1, 2, 3, 4, 5, 4, 5, 6]  # steps 4-5 were redone after the kill
+    assert [entry["step"] for entry in log] == [1, 2, 3, 4, 5, 6]  # the killed run's steps 4-5 left the log
     assert log[5]["elapsed_seconds"] > log[2]["elapsed_seconds"]  # training time carries over from checkpoint-3
 
 
@@ -200,7 +200,40 @@ def test_resuming_with_another_model_is_refused_by_name(two_step_run, tmp_path, 
     folder, _ = resume_copy(two_step_run, tmp_path)
     message = train_error(folder, capsys, "--max-steps", "4", "--resume-from-checkpoint", "latest",
                           "--head-conv-blocks", "0")
-    assert "is of another model (head_conv_blocks=2 there, 0 here)" in message
+    assert "is of a run with other options (head_conv_blocks=2 there, 0 here)" in message
+
+
+def test_a_run_resumes_only_its_own_checkpoints(two_step_run, tmp_path, capsys):
+    folder, _ = resume_copy(two_step_run, tmp_path)
+    message = train_error(folder, capsys, "--max-steps", "4")  # a fresh start would replace and prune them
+    assert "holds checkpoints of an earlier run (the latest: checkpoint-2)" in message
+    message = train_error(folder, capsys, "--max-steps", "4", "--resume-from-checkpoint", "latest",
+                          "--learning-rate", "0.5")  # the checkpoint's optimizer state would win silently
+    assert "is of a run with other options (learning_rate=0.001 there, 0.5 here)" in message
+    assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == ["checkpoint-2"]
+
+
+def test_training_into_a_distilled_folder_is_refused(tmp_path, capsys):
+    (tmp_path / "m" / "distilled_transformer").mkdir(parents=True)
+    assert "holds a distilled sampler of its earlier weights" in train_error(tmp_path / "m", capsys)
+
+
+@needs_shared
+def test_a_diverging_run_stops_and_exports_nothing(tmp_path):
+    with pytest.raises(FloatingPointError, match="the training loss is .* nothing is exported"):
+        train_here(tmp_path / "m", "--max-steps", "6", "--learning-rate", "1e30", "--lr-warmup-steps", "0")
+    assert not (tmp_path / "m" / "model_index.json").exists()
+
+
+def test_log_trimming_drops_steps_past_the_checkpoint_and_a_cut_line(tmp_path):
+    from sketch_diffusion.fileio import trim_jsonl
+
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"step": 1}\n{"step": 2}\n{"step": 3}\n{"st')
+    trim_jsonl(log, 2)
+    assert log.read_text() == '{"step": 1}\n{"step": 2}\n'
+    trim_jsonl(tmp_path / "missing.jsonl", 0)
+    assert not (tmp_path / "missing.jsonl").exists()
 
 
 def test_interrupted_checkpoint_write_is_ignored_by_latest(tmp_path):
@@ -248,6 +281,12 @@ def test_save_checkpoint_failure_keeps_previous_checkpoint(tmp_path):
     (["--validation-size", "25"], "--validation-size 25 leaves nothing to train on (25 drawings)"),
     (["--head-conv-blocks", "-1"], "--head-conv-blocks must be >= 0"),
     (["--validation-size", "-1"], "--validation-size must be >= 0"),
+    (["--augment", "nan"], "--augment must be a finite number, got nan"),
+    (["--num-heads", "0"], "--num-heads must be at least 1, got 0"),
+    (["--hidden-size", "9"], "--hidden-size 9 must be a multiple of --num-heads 2"),
+    (["--num-train-timesteps", "1"], "--num-train-timesteps must be at least 2, got 1"),
+    (["--beta-schedule", "bogus"], "argument --beta-schedule: invalid choice: 'bogus'"),
+    (["--num-samples", "0"], "--num-samples must be at least 1, got 0"),
 ])
 def test_bad_inputs_are_named(tmp_path, capsys, extra, message):
     assert message in train_error(tmp_path / "m", capsys, "--max-steps", "1", *extra)
@@ -275,6 +314,7 @@ def test_config_option_reads_a_runs_options_and_flags_override_them(tmp_path, ca
     assert (args.category, args.output_dir, args.hidden_size) == ("bus", "export", 64)  # given here
     assert "skipping options this train.py does not have: resampling" in capsys.readouterr().err
     assert not hasattr(args, "resampling")
+    assert parse_args(["--config", str(config), "--output-dir", "export"]).category == "cat"  # no --category needed
     config.write_text("[1, 2]")
     with pytest.raises(SystemExit):
         parse_args(["--config", str(config), "--category", "cat", "--output-dir", "x"])

@@ -28,7 +28,7 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.dynamic_modules_utils import get_relative_import_files
 from diffusers.utils.torch_utils import randn_tensor
 
-from .rendering import DEFAULT_LINE_WIDTH, DEFAULT_SIZE, render_image, render_progress
+from .rendering import DEFAULT_LINE_WIDTH, DEFAULT_PADDING, DEFAULT_SIZE, render_image, render_progress
 from .representation import (CANVAS_SIZE, as_stroke_list, canvas_fit, raw_to_simplified_batch, simplify_normalized,
                              strokes_to_normalized, unit_to_pixels)
 
@@ -167,7 +167,7 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
     # ------------------------------------------------------------------ inputs
 
     def check_inputs(self, num_sketches, num_inference_steps, guidance_scale, temperature, max_strokes,
-                     prefix_strokes, generator, output_type, stroke_format, image_size) -> list:
+                     prefix_strokes, generator, output_type, stroke_format, image_size, line_width=DEFAULT_LINE_WIDTH) -> list:
         """Validate a call's arguments (a ``ValueError`` names the argument); return the prefix as ``(n, 2)`` arrays."""
         scheduler_name = type(self.scheduler).__name__
         if self.uses_distilled and self.distilled_transformer is None:
@@ -202,8 +202,11 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
             raise ValueError(f"output_type must be 'pil', 'np' or 'strokes', got {output_type!r}")
         if stroke_format not in ("simplified", "raw"):
             raise ValueError(f"stroke_format must be 'simplified' or 'raw', got {stroke_format!r}")
-        if not 8 <= _positive_int(image_size, "image_size") <= 4096:
-            raise ValueError(f"image_size must be between 8 and 4096 pixels, got {image_size}")
+        if not 32 <= _positive_int(image_size, "image_size") <= 4096:
+            raise ValueError(f"image_size must be between 32 and 4096 pixels (each side has a margin of "
+                             f"{DEFAULT_PADDING:g}), got {image_size}")
+        if _number_at_least(line_width, 0, "line_width", strict=True) > image_size / 4:
+            raise ValueError(f"line_width={line_width} is more than a quarter of image_size={image_size}")
         if prefix_strokes is None:
             return []
         prefix = as_stroke_list(prefix_strokes, "prefix_strokes")
@@ -303,7 +306,7 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
         max_strokes = self.transformer.config.max_strokes if max_strokes is None else max_strokes
         guidance_scale = self.config.default_guidance_scale if guidance_scale is None else guidance_scale
         prefix = self.check_inputs(num_sketches, num_inference_steps, guidance_scale, temperature, max_strokes,
-                                   prefix_strokes, generator, output_type, stroke_format, image_size)
+                                   prefix_strokes, generator, output_type, stroke_format, image_size, line_width)
         model = self.sampled_model  # the transformer, or its distilled copy under LCMScheduler
         config = model.config
         device, dtype = self._execution_device, model.dtype
