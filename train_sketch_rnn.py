@@ -5,7 +5,8 @@
     python -m sketch_diffusion.sketch_rnn sample --model outputs/sketchrnn_rabbit --num 2000 --out baseline.ndjson
 
 Writes the decoder (safetensors + config.json), ``training_config.json``, ``provenance.json`` and
-``logs/train_log.jsonl`` to --output-dir.
+``logs/train_log.jsonl`` to --output-dir, and checkpoints under ``checkpoints/``: an interrupted run continues with
+``--resume-from-checkpoint latest``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from sketch_diffusion.fileio import append_jsonl, trim_jsonl, write_json_atomic
 from sketch_diffusion.modeling_sketch_rnn import SketchRNNDecoder
 from pipeline.representation import stroke3_to_stroke5, strokes_to_stroke3
 from sketch_diffusion.provenance import library_versions
-from sketch_diffusion.training import add_data_arguments, load_training_sketches
+from sketch_diffusion.train_options import run_options
+from sketch_diffusion.training import add_data_arguments, load_training_sketches, resume_point, save_checkpoint
 
 logger = logging.getLogger("train_sketch_rnn")
 
@@ -44,10 +46,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-steps", type=int, default=20_000)
     p.add_argument("--max-train-minutes", type=float, default=None, help="stop after this much training time")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpointing-steps", type=int, default=1000, help="save a checkpoint every N steps")
+    p.add_argument("--checkpoints-total-limit", type=int, default=2, help="how many checkpoints to keep")
+    p.add_argument("--resume-from-checkpoint", help="'latest' or a checkpoint folder")
     args = p.parse_args(argv)
-    if min(args.train_batch_size, args.max_steps, args.hidden_size, args.num_mixtures) < 1 or args.max_seq_len < 2:
-        p.error("--train-batch-size, --max-steps, --hidden-size and --num-mixtures must be at least 1, --max-seq-len "
-                "at least 2")
+    if min(args.train_batch_size, args.max_steps, args.hidden_size, args.num_mixtures, args.checkpointing_steps,
+           args.checkpoints_total_limit) < 1 or args.max_seq_len < 2:
+        p.error("--train-batch-size, --max-steps, --hidden-size, --num-mixtures, --checkpointing-steps and "
+                "--checkpoints-total-limit must be at least 1, --max-seq-len at least 2")
     for name in ("augment", "dropout", "learning_rate", "lr_decay", "max_grad_norm", "max_train_minutes"):
         value = getattr(args, name)
         if value is not None and not (math.isfinite(value) and value >= 0):
@@ -67,6 +73,7 @@ def pack_stroke5(sketches, max_seq_len: int) -> tuple[torch.Tensor, torch.Tensor
 
 
 def main(argv=None) -> None:
+    from accelerate import Accelerator
     from tqdm.auto import tqdm
 
     args = parse_args(argv)
@@ -81,12 +88,19 @@ def main(argv=None) -> None:
                              scale_factor=scale, dropout=args.dropout)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
     lr_schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=args.lr_decay)
+    accelerator = Accelerator(cpu=True)  # checkpoints: weights, optimizer, schedule and random states
+    model, optimizer, lr_schedule = accelerator.prepare(model, optimizer, lr_schedule)
+    checkpoint_dir, run = output_dir / "checkpoints", run_options(args, provenance)
+    resume, step, prior_seconds = resume_point(args.resume_from_checkpoint, checkpoint_dir, run, "another --output-dir")
+    if resume is not None:
+        accelerator.load_state(str(resume))
+        logger.info("resumed from %s at step %d", resume, step)
     log_file = output_dir / "logs" / "train_log.jsonl"
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    trim_jsonl(log_file, 0)  # every run starts at step 0: an earlier run's log is replaced, not appended to
+    trim_jsonl(log_file, step)  # steps past the checkpoint (or every step, starting afresh) are logged again
 
-    start, step = time.time(), 0
-    progress = tqdm(total=args.max_steps, desc="steps")
+    start = time.time() - prior_seconds
+    progress = tqdm(total=args.max_steps, initial=step, desc="steps")
     model.train()
     while step < args.max_steps:
         if args.max_train_minutes is not None and time.time() - start >= 60 * args.max_train_minutes:
@@ -97,8 +111,8 @@ def main(argv=None) -> None:
         cut = int(batch_lengths.max()) + 1  # trailing end rows beyond the longest sketch carry no information
         loss, offset_nll, pen_nll = model.loss(batch[:, :cut], batch_lengths)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"the training loss is {loss.item()} at step {step + 1}: nothing is saved "
-                                     "(lower --learning-rate?)")
+            raise FloatingPointError(f"the training loss is {loss.item()} at step {step + 1}: nothing is exported, "
+                                     f"and the checkpoints in {checkpoint_dir} are kept (lower --learning-rate?)")
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
@@ -109,9 +123,13 @@ def main(argv=None) -> None:
         progress.set_postfix(loss=f"{loss.item():.3f}")
         append_jsonl(log_file, {"step": step, "loss": loss.item(), "offset_nll": offset_nll.item(),
                                 "pen_nll": pen_nll.item(), "elapsed_seconds": round(time.time() - start, 2)})
+        if step % args.checkpointing_steps == 0 or step == args.max_steps:
+            save_checkpoint(accelerator, checkpoint_dir, step, args.checkpoints_total_limit, time.time() - start, run)
     progress.close()
+    if not (checkpoint_dir / f"checkpoint-{step}").is_dir():  # stopped by the time budget: keep it resumable
+        save_checkpoint(accelerator, checkpoint_dir, step, args.checkpoints_total_limit, time.time() - start, run)
 
-    model.eval().save_pretrained(output_dir)
+    accelerator.unwrap_model(model).eval().save_pretrained(output_dir)
     write_json_atomic(output_dir / "training_config.json", vars(args))
     write_json_atomic(output_dir / "provenance.json", dict(
         provenance, category=args.category, steps=step, wall_time_seconds=round(time.time() - start, 1),

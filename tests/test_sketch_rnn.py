@@ -1,5 +1,6 @@
 import functools
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -92,6 +93,28 @@ def test_baseline_trains_and_samples(tmp_path):
     out = sample_baseline(tmp_path / "b", 5, tmp_path / "s.ndjson", seed=0, word="rabbit")
     records = list(read_drawings(out))
     assert len(records) == 5 and all(r["word"] == "rabbit" and r["countrycode"] == "ZZ" for r in records)
+
+
+@needs_shared
+def test_baseline_resumes_from_its_checkpoint_to_the_same_weights(tmp_path):
+    import train_sketch_rnn
+    from safetensors.torch import load_file
+
+    def train(folder, *extra):
+        train_sketch_rnn.main(["--category", "rabbit", "--data", str(simplified_sample("rabbit")), "--output-dir",
+                               str(tmp_path / folder), "--hidden-size", "16", "--num-mixtures", "3",
+                               "--train-batch-size", "4", "--dropout", "0.2", "--cache-dir", str(tmp_path / "c"), *extra])
+        return load_file(next((tmp_path / folder).glob("*.safetensors")))
+
+    straight = train("straight", "--max-steps", "8")
+    train("resumed", "--max-steps", "5", "--checkpointing-steps", "2")
+    shutil.rmtree(tmp_path / "resumed" / "checkpoints" / "checkpoint-5")  # as if killed after step 5: checkpoint-4
+    resumed = train("resumed", "--max-steps", "8", "--checkpointing-steps", "2", "--resume-from-checkpoint", "latest")
+    assert straight.keys() == resumed.keys() and all(torch.equal(straight[k], resumed[k]) for k in straight)
+    log = [json.loads(x)["step"] for x in (tmp_path / "resumed" / "logs" / "train_log.jsonl").read_text().splitlines()]
+    assert log == list(range(1, 9))
+    with pytest.raises(ValueError, match="holds checkpoints of an earlier run"):
+        train("resumed", "--max-steps", "8")
 
 
 def test_kept_baseline_loads_and_draws_like_its_recorded_run():
