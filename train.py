@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import signal
 import sys
 import time
@@ -51,11 +52,6 @@ def main(argv=None) -> None:
     args.mixed_precision = resolve_mixed_precision(args.mixed_precision)  # saved resolved in training_config.json
     output_dir = Path(args.output_dir)
     checkpoint_dir = output_dir / "checkpoints"
-    distilled = [name for name in ("distilled_transformer", "distillation_config.json") if (output_dir / name).exists()]
-    if distilled:
-        raise ValueError(f"--output-dir {output_dir} holds a distilled sampler of its earlier weights "
-                         f"({', '.join(distilled)}), which the exported pipeline would not use: export into another "
-                         "--output-dir and run distill.py on it, or remove them first")
     log_with = args.logger
     if log_with == "auto":
         try:
@@ -73,6 +69,12 @@ def main(argv=None) -> None:
     )
     logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    distilled = [output_dir / name for name in ("distilled_transformer", "distillation_config.json")
+                 if (output_dir / name).exists()]
+    if distilled:
+        logger.warning("%s holds a distilled sampler of its earlier weights (%s): the export replaces those weights "
+                       "and removes it; run distill.py on the new model", output_dir,
+                       ", ".join(path.name for path in distilled))
     cores = os.cpu_count() or 1
     if accelerator.device.type == "cpu" and torch.get_num_threads() == 1 and cores > 1:
         logger.warning("training on the CPU with 1 of %d cores (OMP_NUM_THREADS=%s; `accelerate launch` sets 1 unless "
@@ -154,6 +156,8 @@ def main(argv=None) -> None:
         stale = [name for name in ("metrics.json", "metrics.grid.png", "sample.gif", "README.md")
                  if (output_dir / name).is_file()]
         save_pipeline_folder(make_pipeline(export_model(), sampling_scheduler, args), output_dir)
+        for path in distilled:  # the student of the earlier weights: the new pipeline does not use it
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
         write_json_atomic(output_dir / "training_config.json", vars(args))
         record = dict(provenance, category=args.category, steps=step, max_steps=max_steps,
                       sketches_seen=step * sketches_per_step,

@@ -213,9 +213,18 @@ def test_a_run_resumes_only_its_own_checkpoints(two_step_run, tmp_path, capsys):
     assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == ["checkpoint-2"]
 
 
-def test_training_into_a_distilled_folder_is_refused(tmp_path, capsys):
-    (tmp_path / "m" / "distilled_transformer").mkdir(parents=True)
-    assert "holds a distilled sampler of its earlier weights" in train_error(tmp_path / "m", capsys)
+@needs_shared
+def test_training_into_a_distilled_folder_leaves_no_stale_student(tmp_path):
+    from sketch_diffusion.provenance import weights_sha256
+
+    out = tmp_path / "m"
+    (out / "distilled_transformer").mkdir(parents=True)  # as distill.py left it for the earlier weights
+    (out / "distilled_transformer" / "diffusion_pytorch_model.safetensors").write_bytes(b"old student")
+    (out / "distillation_config.json").write_text("{}")
+    train_here(out, "--max-steps", "1")
+    assert not (out / "distilled_transformer").exists() and not (out / "distillation_config.json").exists()
+    assert json.loads((out / "model_index.json").read_text())["distilled_transformer"] == [None, None]  # none
+    assert json.loads((out / "provenance.json").read_text())["weights_sha256"] == weights_sha256(out)
 
 
 @needs_shared
