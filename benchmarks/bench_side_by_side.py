@@ -7,7 +7,7 @@ training steps/s.
         --baseline benchmarks/baselines/rabbit_sketchrnn_40min
 
 Without ``--baseline`` (a ``train_sketch_rnn.py`` output folder) that row is left out. The three 2,000-sketch rows
-(a) to (c) report the median of ``--repeats`` draws and their range. Run it on an otherwise idle machine.
+(a) to (c) report the median of ``--repeats`` draws, timed in rounds, and their range. Run it on an otherwise idle machine.
 """
 
 import argparse
@@ -23,19 +23,29 @@ from sketch_diffusion.sketch_rnn import PretrainedSketchRNN, sample_sketches
 from sketch_diffusion.training import resolve_mixed_precision
 
 
-def timed(label, fn, num, repeats: int = 1):
-    """Time ``fn`` (which draws ``num`` sketches) ``repeats`` times; print the median and range; return sketches/s
-    at the median."""
-    seconds = []
+def timed_rounds(rows: dict, num: int, repeats: int = 1) -> dict:
+    """Time each of ``rows`` (label -> a function drawing ``num`` sketches) ``repeats`` times, in rounds (every row
+    once per round, so that a machine that slows down or speeds up during the run weighs on all rows alike); print
+    each row's median and range; return sketches/s at the median, by label."""
+    seconds, strokes = {label: [] for label in rows}, {}
     for _ in range(repeats):
-        start = time.perf_counter()
-        sketches = fn()
-        seconds.append(time.perf_counter() - start)
-    median = sorted(seconds)[len(seconds) // 2]
-    strokes = sum(len(s) for s in sketches) / len(sketches)
-    spread = f", {min(seconds):.2f}-{max(seconds):.2f} over {repeats}" if repeats > 1 else ""
-    print(f"{label:52s} {median:7.2f} s  {num / median:8.1f} sketches/s  ({strokes:.1f} strokes/sketch{spread})")
-    return num / median
+        for label, fn in rows.items():
+            start = time.perf_counter()
+            sketches = fn()
+            seconds[label].append(time.perf_counter() - start)
+            strokes[label] = sum(len(s) for s in sketches) / len(sketches)
+    rates = {}
+    for label, times in seconds.items():
+        median = sorted(times)[len(times) // 2]
+        spread = f", {min(times):.2f}-{max(times):.2f} over {repeats}" if repeats > 1 else ""
+        print(f"{label:52s} {median:7.2f} s  {num / median:8.1f} sketches/s  "
+              f"({strokes[label]:.1f} strokes/sketch{spread})")
+        rates[label] = num / median
+    return rates
+
+
+def timed(label, fn, num):
+    return timed_rounds({label: fn}, num)[label]
 
 
 def space_request(pipe, seed: int) -> list:
@@ -85,19 +95,17 @@ def main():
 
     print(f"machine: {machine()}")
     with torch.no_grad():
-        rates = {"Google's Sketch-RNN": timed(f"(a) Google's pretrained Sketch-RNN ({google.hidden_size} LSTM)",
-                                              lambda: google.sample(args.num, progress=False), args.num,
-                                              args.repeats)}
-        if baseline is not None:
-            rates["our Sketch-RNN"] = timed(f"(b) our Sketch-RNN baseline ({baseline.config.hidden_size} LSTM)",
-                                            lambda: sample_sketches(baseline.step, args.num, baseline.config.max_seq_len,
-                                                                    baseline.config.scale_factor, progress=False),
-                                            args.num, args.repeats)
         precision = "bf16" if getattr(pipe, "autocast_dtype", None) else "float32"  # older pipelines: float32
         sampler = f"{steps} {type(pipe.scheduler).__name__} steps, {precision}"
-        diffusion_rate = timed(f"(c) our diffusion pipeline ({sampler})", diffusion(pipe, steps), args.num,
-                               args.repeats)
-        print("   ".join(f"diffusion / {name}: {diffusion_rate / rate:.2f}x" for name, rate in rates.items()))
+        rows = {f"(a) Google's pretrained Sketch-RNN ({google.hidden_size} LSTM)":
+                lambda: google.sample(args.num, progress=False)}
+        if baseline is not None:
+            rows[f"(b) our Sketch-RNN baseline ({baseline.config.hidden_size} LSTM)"] = lambda: sample_sketches(
+                baseline.step, args.num, baseline.config.max_seq_len, baseline.config.scale_factor, progress=False)
+        rows[f"(c) our diffusion pipeline ({sampler})"] = diffusion(pipe, steps)
+        rates = list(timed_rounds(rows, args.num, args.repeats).values())
+        names = ["Google's Sketch-RNN", "our Sketch-RNN"][: len(rates) - 1]
+        print("   ".join(f"diffusion / {name}: {rates[-1] / rate:.2f}x" for name, rate in zip(names, rates)))
         timed("(c) with its default output: 32 px PIL images too", lambda: sample_in_batches(
             pipe, args.num, args.batch_size, torch.Generator().manual_seed(0), num_inference_steps=steps,
             output_type="pil", image_size=32), args.num)
