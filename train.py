@@ -87,7 +87,10 @@ def main(argv=None) -> None:
         (strokes, lengths), (val_strokes, val_lengths), provenance = load_training_data(args)
     logger.info("training on %d sketches (%s), %d held out for validation", len(strokes),
                 provenance["split"]["source"], len(val_strokes))
-    run = run_options(args, provenance)  # checkpoints record it; a resume must match it
+    steps_per_epoch = math.ceil(len(strokes) / (args.train_batch_size * accelerator.num_processes
+                                                * args.gradient_accumulation_steps))
+    max_steps = args.max_steps or args.num_epochs * steps_per_epoch
+    run = dict(run_options(args, provenance, accelerator.num_processes), max_steps=max_steps)  # a resume must match
     resume, global_step, prior_seconds = resume_point(args.resume_from_checkpoint, checkpoint_dir, run,
                                                       "another --output-dir")
     if args.export_only and resume is None:
@@ -98,9 +101,6 @@ def main(argv=None) -> None:
     ema = EMAModel(model.parameters(), decay=args.ema_max_decay, use_ema_warmup=True,
                    model_cls=StrokeDiffusionModel, model_config=model.config) if args.use_ema else None
 
-    steps_per_epoch = math.ceil(len(strokes) / (args.train_batch_size * accelerator.num_processes
-                                                * args.gradient_accumulation_steps))
-    max_steps = args.max_steps or args.num_epochs * steps_per_epoch
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
                                   weight_decay=args.weight_decay, foreach=True)
     lr_scheduler = get_scheduler(args.lr_scheduler, optimizer, num_warmup_steps=args.lr_warmup_steps,
@@ -208,7 +208,11 @@ def main(argv=None) -> None:
                 loss, denoise_loss, stop_loss = objective(batch, batch_lengths, generators, normalizers)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(objective.parameters(), args.max_grad_norm)
+                    norm = accelerator.clip_grad_norm_(objective.parameters(), args.max_grad_norm)
+                    if not torch.isfinite(norm):  # before the step: the weights stay finite
+                        raise FloatingPointError(f"the gradient norm is {norm.item()} at step {global_step + 1}: "
+                                                 f"nothing is exported, and the checkpoints in {checkpoint_dir} are "
+                                                 "kept (lower --learning-rate?)")
                 optimizer.step()
                 lr_scheduler.step()
                 optimizer.zero_grad()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,10 +26,15 @@ from sketch_diffusion.fileio import append_jsonl, trim_jsonl, write_json_atomic
 from sketch_diffusion.modeling_sketch_rnn import SketchRNNDecoder
 from pipeline.representation import stroke3_to_stroke5, strokes_to_stroke3
 from sketch_diffusion.provenance import library_versions
-from sketch_diffusion.train_options import run_options
-from sketch_diffusion.training import add_data_arguments, load_training_sketches, resume_point, save_checkpoint
+from sketch_diffusion.training import (add_data_arguments, load_training_sketches, resume_point, run_record,
+                                       save_checkpoint)
 
 logger = logging.getLogger("train_sketch_rnn")
+# options a resumed run may change: where things go, how long it runs (the learning rate decays per step), how often
+# it saves, and the data's location (its content is checked: the run records its sha1 and the split's)
+CHECKPOINT_WEIGHTS = "decoder"  # a checkpoint's subfolder of weights
+RESUMABLE_OPTIONS = {"output_dir", "resume_from_checkpoint", "max_steps", "max_train_minutes", "checkpointing_steps",
+                     "checkpoints_total_limit", "data", "data_dir", "no_download", "cache_dir", "split"}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -88,9 +94,19 @@ def main(argv=None) -> None:
                              scale_factor=scale, dropout=args.dropout)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
     lr_schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=args.lr_decay)
-    accelerator = Accelerator(cpu=True)  # checkpoints: weights, optimizer, schedule and random states
-    model, optimizer, lr_schedule = accelerator.prepare(model, optimizer, lr_schedule)
-    checkpoint_dir, run = output_dir / "checkpoints", run_options(args, provenance)
+    accelerator = Accelerator()  # for its checkpoints only (weights, optimizer, schedule, random states): no autocast
+    if accelerator.num_processes > 1:
+        raise ValueError("train_sketch_rnn.py runs in one process (python train_sketch_rnn.py ...), not under a "
+                         "multi-process launch")
+    accelerator.register_for_checkpointing(optimizer, lr_schedule)
+    # the weights go into checkpoints as safetensors (a save_pretrained folder), not in Accelerate's pickles
+    accelerator.register_save_state_pre_hook(lambda models, weights, folder: model.save_pretrained(
+        os.path.join(folder, CHECKPOINT_WEIGHTS)))
+    accelerator.register_load_state_pre_hook(lambda models, folder: model.load_state_dict(
+        SketchRNNDecoder.from_pretrained(os.path.join(folder, CHECKPOINT_WEIGHTS)).state_dict()))
+    checkpoint_dir = output_dir / "checkpoints"
+    run = run_record(vars(args), RESUMABLE_OPTIONS, data_sha1=provenance["data_file"]["sha1"],
+                     split_sha1=provenance["split"]["sha1"])
     resume, step, prior_seconds = resume_point(args.resume_from_checkpoint, checkpoint_dir, run, "another --output-dir")
     if resume is not None:
         accelerator.load_state(str(resume))
@@ -129,7 +145,7 @@ def main(argv=None) -> None:
     if not (checkpoint_dir / f"checkpoint-{step}").is_dir():  # stopped by the time budget: keep it resumable
         save_checkpoint(accelerator, checkpoint_dir, step, args.checkpoints_total_limit, time.time() - start, run)
 
-    accelerator.unwrap_model(model).eval().save_pretrained(output_dir)
+    model.eval().save_pretrained(output_dir)
     write_json_atomic(output_dir / "training_config.json", vars(args))
     write_json_atomic(output_dir / "provenance.json", dict(
         provenance, category=args.category, steps=step, wall_time_seconds=round(time.time() - start, 1),

@@ -11,6 +11,7 @@ Without ``--baseline`` (a ``train_sketch_rnn.py`` output folder) that row is lef
 """
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -36,7 +37,7 @@ def timed_rounds(rows: dict, num: int, repeats: int = 1) -> dict:
             strokes[label] = sum(len(s) for s in sketches) / len(sketches)
     rates = {}
     for label, times in seconds.items():
-        median = sorted(times)[len(times) // 2]
+        median = statistics.median(times)
         spread = f", {min(times):.2f}-{max(times):.2f} over {repeats}" if repeats > 1 else ""
         print(f"{label:52s} {median:7.2f} s  {num / median:8.1f} sketches/s  "
               f"({strokes[label]:.1f} strokes/sketch{spread})")
@@ -103,9 +104,9 @@ def main():
             rows[f"(b) our Sketch-RNN baseline ({baseline.config.hidden_size} LSTM)"] = lambda: sample_sketches(
                 baseline.step, args.num, baseline.config.max_seq_len, baseline.config.scale_factor, progress=False)
         rows[f"(c) our diffusion pipeline ({sampler})"] = diffusion(pipe, steps)
-        rates = list(timed_rounds(rows, args.num, args.repeats).values())
-        names = ["Google's Sketch-RNN", "our Sketch-RNN"][: len(rates) - 1]
-        print("   ".join(f"diffusion / {name}: {rates[-1] / rate:.2f}x" for name, rate in zip(names, rates)))
+        rates = timed_rounds(rows, args.num, args.repeats)
+        ours = rates.pop(f"(c) our diffusion pipeline ({sampler})")
+        print("   ".join(f"diffusion / {label[4:label.index(' (')]}: {ours / rate:.2f}x" for label, rate in rates.items()))
         timed("(c) with its default output: 32 px PIL images too", lambda: sample_in_batches(
             pipe, args.num, args.batch_size, torch.Generator().manual_seed(0), num_inference_steps=steps,
             output_type="pil", image_size=32), args.num)

@@ -36,10 +36,11 @@ from .fileio import append_jsonl, file_digest, trim_jsonl, write_json_atomic
 from .provenance import library_versions
 from .release import load_with_this_checkout, save_pipeline_folder
 from .settings import default_cache_dir
-from .training import load_training_data, resolve_mixed_precision, resume_point, save_checkpoint
+from .training import load_training_data, resolve_mixed_precision, resume_point, run_record, save_checkpoint
 
 FROZEN = ("stroke_embed", "start_token", "position_embed", "blocks", "ln_f", "stop_head", "null_context")
-# options a resumed distillation may change (where things go, how long, how often it saves and logs, the autocast)
+# options a resumed distillation may change (where things go, how long (a change is logged: it reshapes the
+# learning-rate schedule), how often it saves and logs, the autocast; the teacher is checked by its weights' sha256)
 RESUMABLE_OPTIONS = {"model", "output_dir", "work_dir", "resume_from_checkpoint", "max_steps", "checkpointing_steps",
                      "checkpoints_total_limit", "log_interval", "cache_dir", "mixed_precision"}
 TRAJECTORIES = "teacher_trajectories.safetensors"
@@ -253,8 +254,7 @@ def distill(args) -> Path:
         raise ValueError("distillation runs in one process (python distill.py ...), not under a multi-process launch")
     torch.manual_seed(args.seed)
     teacher, teacher_sha256 = load_teacher(model_dir).to(accelerator.device), teacher_digest(model_dir)
-    run = {k: v for k, v in vars(args).items() if k not in RESUMABLE_OPTIONS}
-    run = json.loads(json.dumps(dict(run, teacher_weights_sha256=teacher_sha256)))
+    run = run_record(vars(args), RESUMABLE_OPTIONS, teacher_weights_sha256=teacher_sha256, max_steps=args.max_steps)
     checkpoint_dir, log_file = work_dir / "checkpoints", work_dir / "distill_log.jsonl"
     resume, step, elapsed = resume_point(args.resume_from_checkpoint, checkpoint_dir, run, "another --work-dir")
     data = load_or_make_trajectories(teacher, model_dir, work_dir, args)

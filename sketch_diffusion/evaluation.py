@@ -49,9 +49,9 @@ class FeatureCache:
                 features = np.load(path)
                 if features.shape == (len(images), 2048) and np.isfinite(features).all():
                     return features
-                logger.warning("%s holds features of shape %s, not (%d, 2048): computing them again", path,
-                               features.shape, len(images))
-            except (OSError, ValueError) as exc:  # a damaged cache file is recomputed, not trusted
+                logger.warning("%s does not hold %d finite feature rows of 2048: computing them again", path,
+                               len(images))
+            except (OSError, ValueError, EOFError) as exc:  # a damaged cache file is recomputed, not trusted
                 logger.warning("%s is unreadable (%s): computing the features again", path, exc)
         features = inception_features(images, self.extractor, progress=True)
         buffer = io.BytesIO()

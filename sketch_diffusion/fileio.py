@@ -75,21 +75,23 @@ def append_jsonl(path: str | os.PathLike, record: dict) -> None:
 
 
 def trim_jsonl(path: str | os.PathLike, last_step: int) -> None:
-    """Drop the lines of a ``append_jsonl`` log whose ``step`` is past ``last_step`` (all of them for 0), and a line
-    cut short by a crash: a resumed run logs those steps again. Atomic; a missing file is left missing."""
+    """Keep the lines of an ``append_jsonl`` log whose ``step`` is at most ``last_step`` (none for 0): a resumed run
+    logs the later steps again. Lines without a step, and one cut short by a crash, go too. Atomic; a missing file
+    is left missing."""
     path = Path(path)
     if not path.is_file():
         return
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines = path.read_text(encoding="utf-8").splitlines()
 
     def kept(line: str) -> bool:
         try:
-            return json.loads(line).get("step", 0) <= last_step
-        except ValueError:
+            step = json.loads(line).get("step")
+            return step is not None and step <= last_step
+        except (ValueError, AttributeError, TypeError):
             return False
 
-    remaining = [line for line in lines if kept(line)]
-    if len(remaining) != len(lines):
+    remaining = [line + "\n" for line in lines if kept(line)]
+    if len(remaining) != len(lines) or not path.read_text(encoding="utf-8").endswith("\n"):
         write_text_atomic(path, "".join(remaining))
 
 

@@ -12,24 +12,26 @@ import sys
 from pathlib import Path
 
 from .settings import SAMPLING_SCHEDULERS
-from .training import add_data_arguments
+from .training import add_data_arguments, run_record
 
 RUN_SPECIFIC_OPTIONS = {"output_dir", "resume_from_checkpoint", "export_only", "config", "debug_kill_at_step", "help"}
-# options a resumed run may change: where things go, how long it runs, how often it saves and reports, the autocast,
-# and the data's location (its content is checked: run_options records its sha1)
+# options a resumed run may change: where things go, how long it runs (train.py records the resolved --max-steps
+# and logs a change, which reshapes the learning-rate schedule), how often it saves and reports, the autocast, what only the exported pipeline reads, how the global batch
+# is split over processes (run_options records the global batch) and the data's location (its content is checked:
+# run_options records the file's and the split's sha1)
 RESUMABLE_OPTIONS = RUN_SPECIFIC_OPTIONS | {
-    "max_steps", "num_epochs", "max_train_minutes", "checkpointing_steps", "checkpoints_total_limit",
-    "validation_interval", "sample_interval", "num_samples", "logger", "mixed_precision",
-    "data", "data_dir", "no_download", "cache_dir", "split"}
+    "max_steps", "num_epochs", "max_train_minutes", "checkpointing_steps", "checkpoints_total_limit", "validation_interval", "sample_interval",
+    "num_samples", "logger", "mixed_precision", "sampling_scheduler", "guidance_scale", "simplify_epsilon",
+    "train_batch_size", "gradient_accumulation_steps", "data", "data_dir", "no_download", "cache_dir", "split"}
 
 
-def run_options(args: argparse.Namespace, provenance: dict) -> dict:
-    """What defines a training run, as JSON values: every option but ``RESUMABLE_OPTIONS``, plus the training data's
-    sha1 and split sizes. Checkpoints record it; a run resumes only a checkpoint of the same run."""
-    options = {k: v for k, v in vars(args).items() if k not in RESUMABLE_OPTIONS}
-    split = provenance["split"]
-    return json.loads(json.dumps(dict(options, data_sha1=provenance["data_file"]["sha1"],
-                                      split_sizes=[split["train"], split["test"]])))
+def run_options(args: argparse.Namespace, provenance: dict, num_processes: int = 1) -> dict:
+    """What defines a training run (``training.run_record``): every option but ``RESUMABLE_OPTIONS``, plus the global
+    batch and the training data's and split's sha1. Checkpoints record it; a run resumes only a checkpoint of the
+    same run."""
+    global_batch = args.train_batch_size * args.gradient_accumulation_steps * num_processes
+    return run_record(vars(args), RESUMABLE_OPTIONS, global_batch_size=global_batch,
+                      data_sha1=provenance["data_file"]["sha1"], split_sha1=provenance["split"]["sha1"])
 
 
 def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:

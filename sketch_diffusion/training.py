@@ -9,6 +9,8 @@ pipeline a run builds and exports.
 from __future__ import annotations
 
 import argparse
+import logging
+import hashlib
 import json
 import math
 import os
@@ -31,6 +33,7 @@ from .fileio import file_digest, git_blob_sha1, write_bytes_atomic, write_json_a
 from .settings import default_cache_dir, scheduler_class
 
 CHECKPOINT_MARKER = "checkpoint.json"
+logger = logging.getLogger(__name__)
 EMA_FOLDER = "ema"  # a checkpoint's EMA weights, as a save_pretrained folder (safetensors, not accelerate's pickle)
 ROW_BUCKET = 256  # the denoiser's training rows are padded to a multiple of this (see DiffusionObjective.forward)
 
@@ -63,11 +66,13 @@ def load_training_sketches(args) -> tuple[list, dict]:
     if not train:
         raise ValueError(f"the split ({split_source}) selects no training drawings from {data_file}")
     blob = git_blob_sha1(data_file)
+    split_json = json.dumps({name: sorted(split[name]) for name in ("train", "test")})
     provenance = {
         "data_file": {"path": str(data_file), "bytes": os.path.getsize(data_file),
                       "sha1": file_digest(data_file, "sha1"), "git_blob_sha1": blob,
                       "official": is_official_blob(blob, args.category)},
-        "split": {"source": split_source, "train": len(split["train"]), "test": len(split["test"])},
+        "split": {"source": split_source, "train": len(split["train"]), "test": len(split["test"]),
+                  "sha1": hashlib.sha1(split_json.encode()).hexdigest()},
     }
     return train, provenance
 
@@ -287,32 +292,52 @@ def resolve_resume(arg: str, folder: Path) -> Path | None:
     return path
 
 
-def resume_point(arg: str | None, folder: Path, run: dict, elsewhere: str) -> tuple[Path | None, int, float]:
+def run_record(options: dict, changeable: set, **extra) -> dict:
+    """What defines a run, as JSON values: ``options`` (a parsed command line's ``vars``) less the ``changeable``
+    ones, plus ``extra`` (e.g. the data's sha1). Checkpoints record it; ``resume_point`` compares it."""
+    return json.loads(json.dumps(dict({k: v for k, v in options.items() if k not in changeable}, **extra)))
+
+
+def _other_options(checkpoint: Path, run: dict) -> dict[str, str]:
+    """The options of ``run`` that the run of ``checkpoint`` had otherwise, each as "key=old there, new here" (none
+    for a checkpoint that recorded no run, or for options it did not record: those came later)."""
+    saved = json.loads((checkpoint / CHECKPOINT_MARKER).read_text()).get("run") or {}
+    return {key: f"{key}={saved[key]!r} there, {value!r} here" for key, value in run.items()
+            if key in saved and saved[key] != value}
+
+
+def resume_point(arg: str | None, folder: Path, run: dict, elsewhere: str,
+                 may_change: tuple = ("max_steps",)) -> tuple[Path | None, int, float]:
     """Where a run starts: ``(checkpoint, step, training seconds)``, or ``(None, 0, 0.0)`` to start afresh.
 
     ``arg`` is ``--resume-from-checkpoint``: 'latest' (in ``folder``), a checkpoint folder, or None / 'none' for a
-    fresh start. A fresh start is refused while ``folder`` holds checkpoints (the new run's would replace and prune
-    them), and a checkpoint whose run had other ``run`` options than these is refused (its optimizer and schedule
-    state would silently win over the new flags). ``elsewhere`` says where else to start afresh, e.g. "another
-    --output-dir".
+    fresh start. Refused, so that two runs never mix in one folder: a fresh start while ``folder`` holds
+    checkpoints (the new run's would replace and prune them), and a checkpoint (or, resuming one from elsewhere,
+    the folder's own) whose run had other ``run`` options (its optimizer and schedule state would silently win over
+    the new flags); options in ``may_change`` (the run's length, which a resume may extend) are only logged.
+    ``elsewhere`` says where else to start afresh, e.g. "another --output-dir".
     """
     found = list_checkpoints(folder) if folder.is_dir() else []
+    afresh = f"start afresh in {elsewhere} (or delete {folder})"
     if arg in (None, "none"):
         if found:
             raise ValueError(f"{folder} holds checkpoints of an earlier run (the latest: {found[-1].name}): resume it "
-                             f"with --resume-from-checkpoint latest, or start afresh in {elsewhere}")
+                             f"with --resume-from-checkpoint latest, or {afresh}")
         return None, 0, 0.0
     path = resolve_resume(arg, folder)
     if path is None:
         return None, 0, 0.0
     step, seconds = verify_checkpoint(path)
-    saved = json.loads((path / CHECKPOINT_MARKER).read_text()).get("run")
-    if saved is not None:  # None: a checkpoint written before runs were recorded
-        differ = [f"{key}={saved.get(key)!r} there, {value!r} here" for key, value in run.items()
-                  if saved.get(key) != value]
-        if differ:
-            raise ValueError(f"checkpoint {path} is of a run with other options ({'; '.join(differ)}): resume with "
-                             f"that run's options, or start afresh in {elsewhere}")
+    for checkpoint in dict.fromkeys([path] + found[-1:]):  # the one resumed and the folder's latest
+        differ = _other_options(checkpoint, run)
+        refused = [text for key, text in differ.items() if key not in may_change]
+        if refused:
+            raise ValueError(f"checkpoint {checkpoint} is of a run with other options ({'; '.join(refused)}): resume "
+                             f"with that run's options, or {afresh}")
+    for key in may_change:
+        if key in differ:
+            logger.warning("resuming %s with %s: the learning-rate schedule follows the new length from here on",
+                           path, differ[key])
     return path, step, seconds
 
 

@@ -204,7 +204,7 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
             raise ValueError(f"stroke_format must be 'simplified' or 'raw', got {stroke_format!r}")
         if not 32 <= _positive_int(image_size, "image_size") <= 4096:
             raise ValueError(f"image_size must be between 32 and 4096 pixels (each side has a margin of "
-                             f"{DEFAULT_PADDING:g}), got {image_size}")
+                             f"{DEFAULT_PADDING:g} pixels), got {image_size}")
         if _number_at_least(line_width, 0, "line_width", strict=True) > image_size / 4:
             raise ValueError(f"line_width={line_width} is more than a quarter of image_size={image_size}")
         if prefix_strokes is None:
