@@ -30,9 +30,9 @@ from sketch_diffusion.training import (add_data_arguments, load_training_sketche
                                        save_checkpoint)
 
 logger = logging.getLogger("train_sketch_rnn")
+CHECKPOINT_WEIGHTS = "decoder"  # a checkpoint's subfolder of weights
 # options a resumed run may change: where things go, how long it runs (the learning rate decays per step), how often
 # it saves, and the data's location (its content is checked: the run records its sha1 and the split's)
-CHECKPOINT_WEIGHTS = "decoder"  # a checkpoint's subfolder of weights
 RESUMABLE_OPTIONS = {"output_dir", "resume_from_checkpoint", "max_steps", "max_train_minutes", "checkpointing_steps",
                      "checkpoints_total_limit", "data", "data_dir", "no_download", "cache_dir", "split"}
 

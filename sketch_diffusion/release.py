@@ -290,7 +290,7 @@ def save_pipeline_folder(pipe, folder: str | os.PathLike) -> list[str]:
     inside it, configs tidied with ``tidy_model_configs``, then the changed files moved in); return the files
     written. A crash leaves every file whole, old or new."""
     Path(folder).mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".", suffix=".tmp") as tmp:  # a crash's leftover: never staged
         pipe.save_pretrained(tmp)
         tidy_model_configs(tmp)
         return copy_changed_files(tmp, folder)

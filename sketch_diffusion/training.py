@@ -9,9 +9,9 @@ pipeline a run builds and exports.
 from __future__ import annotations
 
 import argparse
-import logging
 import hashlib
 import json
+import logging
 import math
 import os
 import platform
@@ -32,8 +32,9 @@ from .download import is_official_blob, resolve_data_file
 from .fileio import file_digest, git_blob_sha1, write_bytes_atomic, write_json_atomic
 from .settings import default_cache_dir, scheduler_class
 
-CHECKPOINT_MARKER = "checkpoint.json"
 logger = logging.getLogger(__name__)
+
+CHECKPOINT_MARKER = "checkpoint.json"
 EMA_FOLDER = "ema"  # a checkpoint's EMA weights, as a save_pretrained folder (safetensors, not accelerate's pickle)
 ROW_BUCKET = 256  # the denoiser's training rows are padded to a multiple of this (see DiffusionObjective.forward)
 
@@ -334,6 +335,7 @@ def resume_point(arg: str | None, folder: Path, run: dict, elsewhere: str,
         if refused:
             raise ValueError(f"checkpoint {checkpoint} is of a run with other options ({'; '.join(refused)}): resume "
                              f"with that run's options, or {afresh}")
+    differ = _other_options(path, run)
     for key in may_change:
         if key in differ:
             logger.warning("resuming %s with %s: the learning-rate schedule follows the new length from here on",
