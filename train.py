@@ -34,7 +34,7 @@ from sketch_diffusion.train_options import parse_args, run_options
 from sketch_diffusion.training import (EMA_FOLDER, DiffusionObjective, augment, batch_indices, build_model,
                                        build_schedulers, hardware, load_training_data, make_pipeline, render_samples,
                                        resolve_mixed_precision, resume_point, save_checkpoint, sketch_generators,
-                                       validation_loss)
+                                       stop_if_not_finite, validation_loss)
 
 logger = logging.getLogger("train")
 
@@ -209,10 +209,7 @@ def main(argv=None) -> None:
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     norm = accelerator.clip_grad_norm_(objective.parameters(), args.max_grad_norm)
-                    if not torch.isfinite(norm):  # before the step: the weights stay finite
-                        raise FloatingPointError(f"the gradient norm is {norm.item()} at step {global_step + 1}: "
-                                                 f"nothing is exported, and the checkpoints in {checkpoint_dir} are "
-                                                 "kept (lower --learning-rate?)")
+                    stop_if_not_finite(norm, "gradient norm", global_step + 1, checkpoint_dir)  # before the step
                 optimizer.step()
                 lr_scheduler.step()
                 optimizer.zero_grad()
@@ -225,9 +222,7 @@ def main(argv=None) -> None:
                                                            reduction="mean")  # the global batch's means
         logs = {"loss": loss.item(), "denoise_loss": denoise_loss.item(), "stop_loss": stop_loss.item(),
                 "lr": lr_scheduler.get_last_lr()[0], "step": global_step}
-        if not math.isfinite(logs["loss"]):
-            raise FloatingPointError(f"the training loss is {logs['loss']} at step {global_step}: nothing is exported, "
-                                     f"and the checkpoints in {checkpoint_dir} are kept (lower --learning-rate?)")
+        stop_if_not_finite(logs["loss"], "training loss", global_step, checkpoint_dir)
         progress.update(1)
         sketches_per_s = (global_step - start_step) * sketches_per_step / max(time.time() - start, 1e-9)
         progress.set_postfix(loss=f"{logs['loss']:.4f}", sketches_per_s=f"{sketches_per_s:.0f}")

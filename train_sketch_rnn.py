@@ -27,7 +27,7 @@ from sketch_diffusion.modeling_sketch_rnn import SketchRNNDecoder
 from pipeline.representation import stroke3_to_stroke5, strokes_to_stroke3
 from sketch_diffusion.provenance import library_versions
 from sketch_diffusion.training import (add_data_arguments, load_training_sketches, resume_point, run_record,
-                                       save_checkpoint)
+                                       save_checkpoint, stop_if_not_finite)
 
 logger = logging.getLogger("train_sketch_rnn")
 CHECKPOINT_WEIGHTS = "decoder"  # a checkpoint's subfolder of weights
@@ -126,9 +126,7 @@ def main(argv=None) -> None:
         batch, batch_lengths = data[order], lengths[order]
         cut = int(batch_lengths.max()) + 1  # trailing end rows beyond the longest sketch carry no information
         loss, offset_nll, pen_nll = model.loss(batch[:, :cut], batch_lengths)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"the training loss is {loss.item()} at step {step + 1}: nothing is exported, "
-                                     f"and the checkpoints in {checkpoint_dir} are kept (lower --learning-rate?)")
+        stop_if_not_finite(loss, "training loss", step + 1, checkpoint_dir)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)

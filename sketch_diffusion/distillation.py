@@ -36,7 +36,8 @@ from .fileio import append_jsonl, file_digest, trim_jsonl, write_json_atomic
 from .provenance import library_versions
 from .release import load_with_this_checkout, save_pipeline_folder
 from .settings import default_cache_dir
-from .training import load_training_data, resolve_mixed_precision, resume_point, run_record, save_checkpoint
+from .training import (load_training_data, resolve_mixed_precision, resume_point, run_record, save_checkpoint,
+                       stop_if_not_finite)
 
 FROZEN = ("stroke_embed", "start_token", "position_embed", "blocks", "ln_f", "stop_head", "null_context")
 # options a resumed distillation may change (where things go, how long (a change is logged: it reshapes the
@@ -290,9 +291,7 @@ def distill(args) -> Path:
         point[torch.rand(args.batch_size, generator=generator) < args.first_step_fraction] = 0
         batch = (paths[point, rows], timesteps[point], contexts[rows], targets[rows])
         loss = consistency_loss(student, scheduler, *(tensor.to(accelerator.device) for tensor in batch))
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"the distillation loss is {loss.item()} at step {step + 1}: nothing is exported; "
-                                     f"the checkpoints in {checkpoint_dir} are kept (lower --learning-rate?)")
+        stop_if_not_finite(loss, "distillation loss", step + 1, checkpoint_dir)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(trainable, args.max_grad_norm)
         optimizer.step()

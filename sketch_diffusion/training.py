@@ -293,6 +293,15 @@ def resolve_resume(arg: str, folder: Path) -> Path | None:
     return path
 
 
+def stop_if_not_finite(value, what: str, step: int, checkpoint_dir: Path) -> None:
+    """Raise ``FloatingPointError`` if ``value`` (a number or a 0-d tensor: a loss, a gradient norm) at ``step`` is NaN
+    or infinite: the trainers stop then, with nothing exported and their checkpoints kept."""
+    value = float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+    if not math.isfinite(value):
+        raise FloatingPointError(f"the {what} is {value} at step {step}: nothing is exported, and the checkpoints in "
+                                 f"{checkpoint_dir} are kept (lower --learning-rate?)")
+
+
 def run_record(options: dict, changeable: set, **extra) -> dict:
     """What defines a run, as JSON values: ``options`` (a parsed command line's ``vars``) less the ``changeable``
     ones, plus ``extra`` (e.g. the data's sha1). Checkpoints record it; ``resume_point`` compares it."""
