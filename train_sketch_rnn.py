@@ -2,7 +2,8 @@
 
     python train_sketch_rnn.py --category rabbit --data data/rabbit_sketchrnn.ndjson \\
         --split data/rabbit_sketchrnn.split.json --output-dir outputs/sketchrnn_rabbit --max-train-minutes 40
-    python -m sketch_diffusion.sketch_rnn sample --model outputs/sketchrnn_rabbit --num 2000 --out baseline.ndjson
+    python -m sketch_diffusion.sketch_rnn sample --model outputs/sketchrnn_rabbit --num 2000 --word rabbit \\
+        --out baseline.ndjson
 
 Writes the decoder (safetensors + config.json), ``training_config.json``, ``provenance.json`` and
 ``logs/train_log.jsonl`` to --output-dir, and checkpoints under ``checkpoints/``: an interrupted run continues with
@@ -26,6 +27,7 @@ from sketch_diffusion.fileio import append_jsonl, trim_jsonl, write_json_atomic
 from sketch_diffusion.modeling_sketch_rnn import SketchRNNDecoder
 from pipeline.representation import stroke3_to_stroke5, strokes_to_stroke3
 from sketch_diffusion.provenance import library_versions
+from sketch_diffusion.settings import DefaultsHelpFormatter
 from sketch_diffusion.training import (add_data_arguments, load_training_sketches, resume_point, run_record,
                                        save_checkpoint, stop_if_not_finite)
 
@@ -38,20 +40,20 @@ RESUMABLE_OPTIONS = {"output_dir", "resume_from_checkpoint", "max_steps", "max_t
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=DefaultsHelpFormatter)
     add_data_arguments(p)
-    p.add_argument("--output-dir", required=True)
+    p.add_argument("--output-dir", required=True, help="folder for the model, its samples, logs and checkpoints")
     p.add_argument("--hidden-size", type=int, default=256, help="LSTM width")
-    p.add_argument("--num-mixtures", type=int, default=20)
+    p.add_argument("--num-mixtures", type=int, default=20, help="Gaussian mixture components of each pen offset")
     p.add_argument("--max-seq-len", type=int, default=200, help="longest sketch in points; longer ones are filtered out")
-    p.add_argument("--dropout", type=float, default=0.0)
-    p.add_argument("--train-batch-size", type=int, default=100)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout on the LSTM output")
+    p.add_argument("--train-batch-size", type=int, default=100, help="sketches per step")
+    p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate")
     p.add_argument("--lr-decay", type=float, default=0.9999, help="learning rate multiplier per step")
-    p.add_argument("--max-grad-norm", type=float, default=1.0)
-    p.add_argument("--max-steps", type=int, default=20_000)
+    p.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping norm")
+    p.add_argument("--max-steps", type=int, default=20_000, help="optimizer steps")
     p.add_argument("--max-train-minutes", type=float, default=None, help="stop after this much training time")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="of the initialisation, batches and dropout")
     p.add_argument("--checkpointing-steps", type=int, default=1000, help="save a checkpoint every N steps")
     p.add_argument("--checkpoints-total-limit", type=int, default=2, help="how many checkpoints to keep")
     p.add_argument("--resume-from-checkpoint", help="'latest' or a checkpoint folder")
@@ -60,7 +62,7 @@ def parse_args(argv=None) -> argparse.Namespace:
            args.checkpoints_total_limit) < 1 or args.max_seq_len < 2:
         p.error("--train-batch-size, --max-steps, --hidden-size, --num-mixtures, --checkpointing-steps and "
                 "--checkpoints-total-limit must be at least 1, --max-seq-len at least 2")
-    for name in ("augment", "dropout", "learning_rate", "lr_decay", "max_grad_norm", "max_train_minutes"):
+    for name in ("dropout", "learning_rate", "lr_decay", "max_grad_norm", "max_train_minutes"):
         value = getattr(args, name)
         if value is not None and not (math.isfinite(value) and value >= 0):
             p.error(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")

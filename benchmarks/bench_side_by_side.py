@@ -107,7 +107,7 @@ def main():
         rates = timed_rounds(rows, args.num, args.repeats)
         ours = rates.pop(f"(c) our diffusion pipeline ({sampler})")
         print("   ".join(f"diffusion / {label[4:label.index(' (')]}: {ours / rate:.2f}x" for label, rate in rates.items()))
-        timed("(c) with its default output: 32 px PIL images too", lambda: sample_in_batches(
+        timed("(c) with 32 px PIL images too (output_type='pil')", lambda: sample_in_batches(
             pipe, args.num, args.batch_size, torch.Generator().manual_seed(0), num_inference_steps=steps,
             output_type="pil", image_size=32), args.num)
         if full is not None:

@@ -36,22 +36,31 @@ python train_sketch_rnn.py "${RABBIT[@]}" --output-dir outputs/sketchrnn_rabbit 
     --max-train-minutes 41.8
 python -m sketch_diffusion.sketch_rnn sample --model outputs/sketchrnn_rabbit --num 2000 --seed 0 --word rabbit \
     --out outputs/sketchrnn_rabbit/samples.ndjson
-#    The same baseline retrained for 40 minutes on the faster machine of 2026-12-01 (17,631 steps; FID 9.15).
-python train_sketch_rnn.py "${RABBIT[@]}" --output-dir outputs/sketchrnn_40 --max-steps 1000000 --max-train-minutes 40
-python -m sketch_diffusion.sketch_rnn sample --model outputs/sketchrnn_40 --num 2000 --seed 0 --word rabbit \
-    --out outputs/sketchrnn_40/samples.ndjson
+#    The same baseline retrained for 40 minutes on the faster machine of 2026-12-01: 17,631 steps, retrained to that
+#    step count and kept in benchmarks/baselines/rabbit_sketchrnn_40min (the speed benchmark's baseline).
+python train_sketch_rnn.py "${RABBIT[@]}" --output-dir outputs/sketchrnn_40 --max-steps 17631
+python -m sketch_diffusion.sketch_rnn sample --model benchmarks/baselines/rabbit_sketchrnn_40min --num 2000 --seed 0 \
+    --word rabbit --out outputs/sketchrnn_40/samples.ndjson
 
 # 5. Evaluation on the test split: ours with the reference floor, the baseline, and FID against training time.
 python evaluate.py --model models/rabbit "${RABBIT[@]}" --reference-floor --out models/rabbit/metrics.json
 python evaluate.py --generated outputs/sketchrnn_rabbit/samples.ndjson "${RABBIT[@]}" \
     --out results/rabbit_sketchrnn_baseline_metrics.json
+python evaluate.py --model models/rabbit --scheduler dpm "${RABBIT[@]}" --out results/rabbit_full_sampler_metrics.json
 python evaluate.py --generated outputs/sketchrnn_40/samples.ndjson "${RABBIT[@]}" \
-    --out results/rabbit_sketchrnn_40min_metrics.json
+    --out results/rabbit_sketchrnn_40min_kept_metrics.json
 python benchmarks/fid_vs_training_time.py --run models/rabbit --checkpoints models/rabbit/checkpoints \
     --data data/rabbit_sketchrnn.ndjson --split data/rabbit_sketchrnn.split.json --num-samples 500 \
     --steps 500 1000 1500 2000 --out results/rabbit_fid_vs_time.json
 
-# 6. Model cards and sample GIFs (dry-run release staging; add --push to upload).
+# 6. The README's benchmarks (on an otherwise idle machine).
+python benchmarks/bench_side_by_side.py --diffusion models/rabbit --baseline benchmarks/baselines/rabbit_sketchrnn_40min \
+    | tee results/bench_side_by_side.txt
+python benchmarks/bench_training.py --loss-curve-steps 500 --data data/rabbit_sketchrnn.ndjson \
+    --split data/rabbit_sketchrnn.split.json | tee results/bench_training.txt
+python benchmarks/bench_full_size.py | tee results/bench_full_size.txt
+
+# 7. Model cards and sample GIFs (dry-run release staging; add --push to upload).
 for c in cat bus rabbit; do
   python -m sketch_diffusion.release --model models/$c --repo-id "${HF_USER:-you}/quickdraw-$c-stroke-diffusion"
 done

@@ -1,7 +1,8 @@
-"""Execute the project notebook top to bottom and save it with its outputs (atomically, in place).
+"""Execute the project notebook top to bottom and save it with its outputs (atomically).
 
-    python scripts/run_notebook.py --mode full     # the committed copy: 2,000-sketch evaluations
-    python scripts/run_notebook.py --mode quick    # a few minutes on 2 CPU cores (what the tests run)
+    python scripts/run_notebook.py --mode full     # rewrites the committed copy: 2,000-sketch evaluations
+    python scripts/run_notebook.py --mode quick    # a few minutes on 2 CPU cores (what the tests run), saved as
+                                                   # notebooks/quickdraw_stroke_diffusion.quick.ipynb
 
 The mode goes into a cell tagged ``injected-parameters`` after the ``parameters`` cell, as papermill does.
 Progress bars (tqdm lines on stderr) are left out of the saved outputs; everything else printed is kept.
@@ -38,9 +39,12 @@ def drop_progress_bars(cell) -> None:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mode", choices=("quick", "full"), default="full")
-    parser.add_argument("--notebook", default=str(NOTEBOOK))
+    parser.add_argument("--notebook", default=str(NOTEBOOK), help="the notebook to execute (default: %(default)s)")
+    parser.add_argument("--out", help="where the executed notebook goes; default: --notebook itself in full mode, "
+                                      "<notebook>.quick.ipynb beside it in quick mode")
     args = parser.parse_args()
     path = Path(args.notebook)
+    out = Path(args.out) if args.out else path if args.mode == "full" else path.with_suffix(".quick.ipynb")
     nb = nbformat.read(path, as_version=4)
     nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
     position = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
@@ -54,8 +58,8 @@ def main():
     for cell in nb.cells:
         if cell.cell_type == "code":
             drop_progress_bars(cell)
-    write_text_atomic(path, nbformat.writes(nb) + "\n")  # the trailing newline nbformat.write adds
-    print(f"executed {path} in {args.mode} mode")
+    write_text_atomic(out, nbformat.writes(nb) + "\n")  # the trailing newline nbformat.write adds
+    print(f"executed {path} in {args.mode} mode: {out}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@
 Hub repository will hold into a folder (weights, code, card, metrics, GIF; no checkpoints or logs)
 and lists it; both a dry run and ``--push`` first write the card into the model folder, and ``--push`` then
 uploads the staged folder with huggingface_hub. The token comes from the usual
-environment or ``huggingface-cli login`` and is never printed.
+environment or ``hf auth login`` and is never printed.
 """
 
 from __future__ import annotations
@@ -382,7 +382,7 @@ def push(staging_dir: str | os.PathLike, repo_id: str, private: bool = False) ->
 
     check_hub_reachable()
     if get_token() is None:
-        raise PermissionError("no Hugging Face token: run `huggingface-cli login` or set HF_TOKEN")
+        raise PermissionError("no Hugging Face token: run `hf auth login` or set HF_TOKEN")
     api = HfApi()
     api.create_repo(repo_id, private=private, exist_ok=True)
     info = api.upload_folder(repo_id=repo_id, folder_path=str(staging_dir), commit_message="Release from sketch_diffusion.release",

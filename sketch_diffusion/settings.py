@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows each flag's default, except where there is none to show (``None``, ``False``) or the help
+    text already says it."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def default_cache_dir() -> Path:

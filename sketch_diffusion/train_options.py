@@ -11,7 +11,7 @@ import math
 import sys
 from pathlib import Path
 
-from .settings import SAMPLING_SCHEDULERS
+from .settings import SAMPLING_SCHEDULERS, DefaultsHelpFormatter
 from .training import add_data_arguments, run_record
 
 RUN_SPECIFIC_OPTIONS = {"output_dir", "resume_from_checkpoint", "export_only", "config", "debug_kill_at_step", "help"}
@@ -37,7 +37,7 @@ def run_options(args: argparse.Namespace, provenance: dict, num_processes: int =
 def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
     """``train.py``'s options: every flag with its default and help, validated (``parser.error`` names a bad one)."""
     p = argparse.ArgumentParser(prog="train.py", description=description,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=DefaultsHelpFormatter)
     add_data_arguments(p)
 
     g = p.add_argument_group("model")
@@ -58,7 +58,7 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
                         "enables classifier-free guidance at sampling time (0 = off)")
     g.add_argument("--prediction-type", default="v_prediction", choices=("epsilon", "v_prediction", "sample"),
                    help="what the denoiser predicts; v_prediction lets sampling start from pure noise")
-    g.add_argument("--num-train-timesteps", type=int, default=1000)
+    g.add_argument("--num-train-timesteps", type=int, default=1000, help="DDPM noise levels")
     g.add_argument("--beta-schedule", default="squaredcos_cap_v2",
                    choices=("linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid"), help="DDPM beta schedule")
     g.add_argument("--sampling-scheduler", default="dpm", choices=tuple(SAMPLING_SCHEDULERS),
@@ -70,28 +70,32 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
                         "simplified as history and in the output (the official files use 2)")
 
     g = p.add_argument_group("optimisation")
+    g.add_argument("--augment", type=float, default=0.5,
+                   help="strength of random augmentation, each sketch re-fitted to the canvas afterwards (0 = off; "
+                        "1 = rotations up to 10 degrees and each axis stretched by up to 15%%)")
     g.add_argument("--train-batch-size", type=int, default=64, help="sketches per step per device")
     g.add_argument("--noise-draws", type=int, default=4, help="noise draws per stroke per step")
     g.add_argument("--stop-loss-weight", type=float, default=0.1, help="weight of the stop head's BCE loss")
-    g.add_argument("--max-steps", type=int, default=None, help="optimizer steps (overrides --num-epochs)")
-    g.add_argument("--num-epochs", type=int, default=100)
+    g.add_argument("--max-steps", type=int, default=None,
+                   help="optimizer steps; default: --num-epochs passes over the training drawings")
+    g.add_argument("--num-epochs", type=int, default=100, help="passes over the data when --max-steps is not given")
     g.add_argument("--max-train-minutes", type=float, default=None,
                    help="stop (and export) after this much training time; the LR schedule still follows --max-steps")
-    g.add_argument("--gradient-accumulation-steps", type=int, default=1)
-    g.add_argument("--learning-rate", type=float, default=1e-3)
+    g.add_argument("--gradient-accumulation-steps", type=int, default=1, help="batches per optimizer step")
+    g.add_argument("--learning-rate", type=float, default=1e-3, help="AdamW peak learning rate")
     g.add_argument("--lr-scheduler", default="cosine",
                    help="constant, constant_with_warmup, linear, cosine, ... (diffusers.optimization)")
-    g.add_argument("--lr-warmup-steps", type=int, default=200)
-    g.add_argument("--adam-beta1", type=float, default=0.9)
-    g.add_argument("--adam-beta2", type=float, default=0.99)
-    g.add_argument("--weight-decay", type=float, default=0.0)
-    g.add_argument("--max-grad-norm", type=float, default=1.0)
+    g.add_argument("--lr-warmup-steps", type=int, default=200, help="linear warm-up before --lr-scheduler")
+    g.add_argument("--adam-beta1", type=float, default=0.9, help="AdamW beta1")
+    g.add_argument("--adam-beta2", type=float, default=0.99, help="AdamW beta2")
+    g.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
+    g.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping norm")
     g.add_argument("--use-ema", action=argparse.BooleanOptionalAction, default=True, help="keep an EMA of the weights")
-    g.add_argument("--ema-max-decay", type=float, default=0.999)
+    g.add_argument("--ema-max-decay", type=float, default=0.999, help="EMA decay reached after warm-up")
     g.add_argument("--mixed-precision", default="auto", choices=("auto", "no", "fp16", "bf16"),
                    help="autocast for the training forward pass; the weights stay float32. auto = bf16 where the "
                         "device computes it natively (a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX), else no")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0, help="of the weights' initialisation, the batches and the noise")
 
     g = p.add_argument_group("validation")
     g.add_argument("--validation-size", type=int, default=0,

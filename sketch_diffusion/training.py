@@ -54,9 +54,6 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
                                    "drawing); default: official for the official file, else all")
     g.add_argument("--cache-dir", default=str(default_cache_dir()),
                    help="cache of the Arrow datasets built from ndjson files (under datasets/)")
-    g.add_argument("--augment", type=float, default=0.5,
-                   help="strength of random augmentation, each sketch re-fitted to the canvas afterwards (0 = off; "
-                        "1 = rotations up to 10 degrees and each axis stretched by up to 15%%)")
 
 
 def load_training_sketches(args) -> tuple[list, dict]:

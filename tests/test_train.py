@@ -454,3 +454,19 @@ def test_padded_denoiser_rows_are_left_out_of_the_loss(monkeypatch):
     assert len(padded_grads) == len(plain_grads) > 10
     for a, b in zip(padded_grads, plain_grads):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("script", ["train.py", "evaluate.py", "train_sketch_rnn.py"])
+def test_help_shows_real_defaults_only(script, capsys, monkeypatch):
+    import runpy
+
+    monkeypatch.setattr(sys, "argv", [script, "--help"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(REPO / script), run_name="__main__")
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "(default: None)" not in text and "(default: False)" not in text
+    assert text.count("(default:") >= 8  # the flags that have one say it
+    if script != "evaluate.py":
+        assert "--seed SEED of the" in text  # every training flag explains itself
+    assert ("--augment" in text) == (script == "train.py")  # the Sketch-RNN baseline does not augment
