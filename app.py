@@ -89,8 +89,9 @@ def get_pipeline(category: str, sampler: str | None = None):
         if category not in _PIPELINES:
             try:
                 pipe = DiffusionPipeline.from_pretrained(SOURCES[category], trust_remote_code=True)
-            except (OSError, ValueError) as exc:
-                raise gr.Error(f"The {category} model ({SOURCES[category]}) could not be loaded: {exc}") from None
+            except Exception as exc:  # a damaged or incomplete folder: the page says so, the Space keeps running
+                raise gr.Error(f"The {category} model ({SOURCES[category]}) could not be loaded: "
+                               f"{type(exc).__name__}: {exc}") from None
             pipe.set_progress_bar_config(disable=True)
             _PIPELINES[category] = pipe
         pipe = _PIPELINES[category]
@@ -111,11 +112,15 @@ def trained_on(category: str) -> str:
     config = Path(SOURCES.get(category, "")) / "training_config.json"
     if not provenance.is_file():
         return f"**{category}**: model from `{SOURCES.get(category)}` (see its model card for its training data)."
-    record = json.loads(provenance.read_text())
-    augment = json.loads(config.read_text()).get("augment", 0.0) if config.is_file() else 0.0
-    notice = data_notice(record, augment)
-    return f"**{category}**: " + (notice or f"trained on the official Quick, Draw! {category} file "
-                                  f"({record['drawings']['used']:,} drawings, {record['steps']:,} steps).")
+    try:
+        record = json.loads(provenance.read_text())
+        augment = json.loads(config.read_text()).get("augment", 0.0) if config.is_file() else 0.0
+        notice = data_notice(record, augment)
+        return f"**{category}**: " + (notice or f"trained on the official Quick, Draw! {category} file "
+                                      f"({record['drawings']['used']:,} drawings, {record['steps']:,} steps).")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        return f"**{category}**: model from `{SOURCES.get(category)}`; its provenance.json or training_config.json " \
+               f"could not be read ({type(exc).__name__}: {exc})."
 
 
 def check_range(name: str, value, label: str, whole: bool = False) -> float:
@@ -123,7 +128,7 @@ def check_range(name: str, value, label: str, whole: bool = False) -> float:
     low, high = LIMITS[name]
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise gr.Error(f"{label} must be a number between {low} and {high}, got {value!r}") from None
     if not low <= number <= high:  # NaN fails here too
         raise gr.Error(f"{label} must be between {low} and {high}, got {value}")
@@ -192,8 +197,8 @@ def parse_strokes(strokes_json: str) -> list[np.ndarray]:
     """The canvas's JSON (a list of strokes, each a list of [x, y] in 0..255) -> (n, 2) arrays."""
     try:
         strokes = json.loads(strokes_json or "[]")
-    except json.JSONDecodeError as exc:
-        raise gr.Error(f"The strokes are not valid JSON: {exc}") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise gr.Error(f"The strokes are not valid JSON: {type(exc).__name__}: {exc}") from None
     if not isinstance(strokes, list) or not strokes:
         raise gr.Error("Draw at least one stroke on the canvas first.")
     if len(strokes) > MAX_CANVAS_STROKES:
@@ -273,6 +278,15 @@ CANVAS_JS = f"""
 """
 
 
+def startup_value(default, category: str, fallback):
+    """``default(category)`` for a control's first value, or ``fallback`` when that model cannot be loaded (the page
+    reports it when the category is used), so one damaged model does not keep the Space from starting."""
+    try:
+        return default(category)
+    except gr.Error:
+        return fallback
+
+
 def build_demo() -> gr.Blocks:
     categories = list(SOURCES) or list(CATEGORIES)
     with gr.Blocks(title="Quick, Draw! stroke-by-stroke diffusion", delete_cache=(600, 1800)) as demo:
@@ -284,11 +298,11 @@ def build_demo() -> gr.Blocks:
             sampler = gr.Radio(list(SAMPLERS), value="default",
                                label="Sampler (default: the model's own; distilled: 1 step per stroke; full: "
                                      "DPM-Solver++, takes guidance)")
-            steps = gr.Slider(*LIMITS["steps"], value=default_steps(categories[0]), step=1,
+            steps = gr.Slider(*LIMITS["steps"], value=startup_value(default_steps, categories[0], 10), step=1,
                               label="Inference steps per stroke")
             temperature = gr.Slider(*LIMITS["temperature"], value=1.0, step=0.05, label="Diversity (temperature)")
-            guidance = gr.Slider(*LIMITS["guidance"], value=default_guidance(categories[0]), step=0.25,
-                                 label="Guidance (how closely each stroke follows the drawing so far)")
+            guidance = gr.Slider(*LIMITS["guidance"], value=startup_value(default_guidance, categories[0], 1.0),
+                                 step=0.25, label="Guidance (how closely each stroke follows the drawing so far)")
         category.change(default_guidance, category, guidance)  # each model's own released values
         for control in (category, sampler):
             control.change(default_steps, [category, sampler], steps)

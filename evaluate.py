@@ -73,6 +73,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     if Path(args.out).is_dir():
         p.error(f"--out {args.out} is a folder; give the metrics JSON file to write, e.g. "
                 f"{Path(args.out) / 'metrics.json'}")
+    if args.grid and Path(args.grid).is_dir():
+        p.error(f"--grid {args.grid} is a folder; give the PNG file to write, e.g. {Path(args.grid) / 'grid.png'}")
     if not math.isfinite(args.line_width) or args.line_width <= 0:
         p.error(f"--line-width must be a positive number of pixels, got {args.line_width}")
     if not 75 <= args.render_size <= 1024:

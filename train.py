@@ -29,7 +29,7 @@ import torch
 from pipeline.modeling_stroke_diffusion import StrokeDiffusionModel
 from sketch_diffusion.fileio import append_jsonl, trim_jsonl, write_json_atomic
 from sketch_diffusion.provenance import library_versions, weights_sha256
-from sketch_diffusion.release import save_pipeline_folder
+from sketch_diffusion.release import save_pretrained_atomic
 from sketch_diffusion.train_options import parse_args, run_options
 from sketch_diffusion.training import (EMA_FOLDER, DiffusionObjective, augment, batch_indices, build_model,
                                        build_schedulers, hardware, load_training_data, make_pipeline, render_samples,
@@ -155,7 +155,7 @@ def main(argv=None) -> None:
     def export(step: int, wall_seconds: float) -> None:
         stale = [name for name in ("metrics.json", "metrics.grid.png", "sample.gif", "README.md")
                  if (output_dir / name).is_file()]
-        save_pipeline_folder(make_pipeline(export_model(), sampling_scheduler, args), output_dir)
+        save_pretrained_atomic(make_pipeline(export_model(), sampling_scheduler, args), output_dir)
         for path in distilled:  # the student of the earlier weights: the new pipeline does not use it
             shutil.rmtree(path) if path.is_dir() else path.unlink()
         write_json_atomic(output_dir / "training_config.json", vars(args))

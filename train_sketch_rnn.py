@@ -27,6 +27,7 @@ from sketch_diffusion.fileio import append_jsonl, trim_jsonl, write_json_atomic
 from sketch_diffusion.modeling_sketch_rnn import SketchRNNDecoder
 from pipeline.representation import stroke3_to_stroke5, strokes_to_stroke3
 from sketch_diffusion.provenance import library_versions
+from sketch_diffusion.release import save_pretrained_atomic
 from sketch_diffusion.settings import DefaultsHelpFormatter
 from sketch_diffusion.training import (add_data_arguments, load_training_sketches, resume_point, run_record,
                                        save_checkpoint, stop_if_not_finite)
@@ -145,7 +146,7 @@ def main(argv=None) -> None:
     if not (checkpoint_dir / f"checkpoint-{step}").is_dir():  # stopped by the time budget: keep it resumable
         save_checkpoint(accelerator, checkpoint_dir, step, args.checkpoints_total_limit, time.time() - start, run)
 
-    model.eval().save_pretrained(output_dir)
+    save_pretrained_atomic(model.eval(), output_dir)
     write_json_atomic(output_dir / "training_config.json", vars(args))
     write_json_atomic(output_dir / "provenance.json", dict(
         provenance, category=args.category, steps=step, wall_time_seconds=round(time.time() - start, 1),

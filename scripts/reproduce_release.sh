@@ -16,7 +16,8 @@ RABBIT=(--category rabbit --data data/rabbit_sketchrnn.ndjson --split data/rabbi
 # 2. The shipped rabbit: train.py's default recipe in float32 for 2,000 steps (41 min), with 500 of the 10,000 training
 #    drawings held out for the validation loss; checkpoints kept for the FID-vs-time curve.
 python train.py "${RABBIT[@]}" --output-dir models/rabbit --max-steps 2000 --validation-size 500 \
-    --checkpoints-total-limit 10 --sample-interval 1000 --resume-from-checkpoint latest --mixed-precision no
+    --checkpoints-total-limit 10 --sample-interval 1000 --resume-from-checkpoint latest --mixed-precision no \
+    --overwrite-output-dir
 #    Its distilled 1-step sampler, the folder's default (bfloat16 autocast where native; ~25 min on 2 cores).
 python distill.py --model models/rabbit
 
@@ -25,7 +26,7 @@ python distill.py --model models/rabbit
 for c in cat bus; do
   python train.py --category $c --data $FIRST25/$c.ndjson.gz --head-conv-blocks 0 --output-dir models/$c \
       --augment 1.0 --max-steps 800 --train-batch-size 32 --lr-warmup-steps 50 --checkpointing-steps 400 \
-      --sample-interval 400 --resume-from-checkpoint latest --mixed-precision no
+      --sample-interval 400 --resume-from-checkpoint latest --mixed-precision no --overwrite-output-dir
   python distill.py --model models/$c --teacher-sketches 5000 --max-steps 2000   # a quarter of the rabbit's budget
   python evaluate.py --model models/$c --category $c --data $FIRST25/$c.ndjson.gz --out models/$c/metrics.json
 done

@@ -32,7 +32,7 @@ import numpy as np
 from pipeline.representation import CANVAS_SIZE, raw_to_simplified
 
 from .download import OFFICIAL_FILES, SPLIT_TEST_SIZE, SPLIT_TRAIN_SIZE, is_official_file, official_file
-from .fileio import file_digest, write_bytes_atomic, write_json_atomic, write_text_atomic
+from .fileio import file_digest, git_blob_sha1, write_bytes_atomic, write_json_atomic, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,8 @@ def _is_gzip(path: Path) -> bool:
 def open_text(path: str | os.PathLike):
     """Open a plain or gzipped text file (detected from its magic bytes) for streaming reads."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder, not an ndjson[.gz] file")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     if _is_gzip(path):
@@ -159,7 +161,7 @@ def read_drawings(path: str | os.PathLike, errors: str = "raise", kind: str = "a
                 f"{path}: the gzip stream is truncated or corrupt after line {report.num_lines} ({exc})"
             ) from None
         except UnicodeDecodeError as exc:
-            raise QuickDrawFormatError(f"{path}, line {report.num_lines}: not UTF-8 text ({exc.reason})") from None
+            raise QuickDrawFormatError(f"{path}, line {report.num_lines + 1}: not UTF-8 text ({exc.reason})") from None
     if report.num_skipped:
         logger.warning("%s: skipped %d bad record(s): %s", path, report.num_skipped, report.skipped_reasons)
     if report.num_read == 0:
@@ -422,9 +424,13 @@ def stroke_statistics(sketches: Sequence[Sequence[np.ndarray]]) -> dict[str, np.
 
 
 def _cmd_download(args) -> None:
-    from .download import download_official
+    from .download import download_official, is_official_blob
 
     path = download_official(args.category, args.data_dir)
+    blob = git_blob_sha1(path)  # a file already there is checked like a download
+    if not is_official_blob(blob, args.category):
+        raise ValueError(f"{path} is there but is not the official {args.category} file (git blob sha1 {blob}): move "
+                         "it away and run the download again, or give it to train.py and evaluate.py with --data")
     print(path)
 
 
@@ -475,6 +481,13 @@ def _cmd_stats(args) -> None:
         write_json_atomic(args.out, result)
 
 
+def _line_width(text: str) -> float:
+    width = float(text)
+    if not (math.isfinite(width) and 0 < width <= 64):
+        raise argparse.ArgumentTypeError(f"must be a number of pixels in (0, 64], got {text}")
+    return width
+
+
 def _render_size(text: str) -> int:
     size = int(text)
     if not 16 <= size <= 4096:
@@ -501,7 +514,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", type=int, default=0, help="0-based line number of the drawing (default: 0)")
     p.add_argument("--out", required=True, help="output file; .png, .svg or .gif (stroke-by-stroke animation)")
     p.add_argument("--size", type=_render_size, default=256, help="image size in pixels, 16..4096 (default: %(default)s)")
-    p.add_argument("--line-width", type=float, default=3.0, help="line width in output pixels (default: %(default)s)")
+    p.add_argument("--line-width", type=_line_width, default=3.0,
+                   help="line width in output pixels (default: %(default)s)")
     p.add_argument("--errors", choices=("raise", "skip"), default="raise", help="on a bad record (default: raise)")
     p.set_defaults(func=_cmd_render)
 

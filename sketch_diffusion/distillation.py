@@ -32,9 +32,9 @@ from pipeline.modeling_stroke_diffusion import StrokeDiffusionModel
 from pipeline.pipeline_stroke_diffusion import DEFAULT_NUM_INFERENCE_STEPS, StrokeDiffusionPipeline
 from pipeline.representation import pack_sketches
 
-from .fileio import append_jsonl, file_digest, trim_jsonl, write_json_atomic
+from .fileio import append_jsonl, atomic_path, file_digest, trim_jsonl, write_json_atomic
 from .provenance import library_versions
-from .release import load_with_this_checkout, save_pipeline_folder
+from .release import load_with_this_checkout, save_pretrained_atomic
 from .settings import default_cache_dir
 from .training import (load_training_data, resolve_mixed_precision, resume_point, run_record, save_checkpoint,
                        stop_if_not_finite)
@@ -42,8 +42,8 @@ from .training import (load_training_data, resolve_mixed_precision, resume_point
 FROZEN = ("stroke_embed", "start_token", "position_embed", "blocks", "ln_f", "stop_head", "null_context")
 # options a resumed distillation may change (where things go, how long (a change is logged: it reshapes the
 # learning-rate schedule), how often it saves and logs, the autocast; the teacher is checked by its weights' sha256)
-RESUMABLE_OPTIONS = {"model", "output_dir", "work_dir", "resume_from_checkpoint", "max_steps", "checkpointing_steps",
-                     "checkpoints_total_limit", "log_interval", "cache_dir", "mixed_precision"}
+RESUMABLE_OPTIONS = {"model", "output_dir", "overwrite_output_dir", "work_dir", "resume_from_checkpoint", "max_steps",
+                     "checkpointing_steps", "checkpoints_total_limit", "log_interval", "cache_dir", "mixed_precision"}
 TRAJECTORIES = "teacher_trajectories.safetensors"
 logger = logging.getLogger(__name__)
 
@@ -79,6 +79,8 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
     p.add_argument("--resume-from-checkpoint", default="latest",
                    help="'latest' (in --work-dir), a checkpoint folder, or 'none' (default: %(default)s)")
     p.add_argument("--log-interval", type=int, default=100, help="steps between loss log lines (default: %(default)s)")
+    p.add_argument("--overwrite-output-dir", action="store_true",
+                   help="write into an --output-dir (other than --model) that already holds a pipeline, replacing it")
     args = p.parse_args(argv)
     for name in ("teacher_sketches", "max_steps", "batch_size", "checkpointing_steps", "checkpoints_total_limit",
                  "log_interval"):
@@ -86,9 +88,17 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
             p.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if not 0 <= args.first_step_fraction <= 1:
         p.error(f"--first-step-fraction must be in [0, 1], got {args.first_step_fraction}")
+    for name in ("learning_rate", "max_grad_norm", "lr_warmup_steps"):
+        value = getattr(args, name)
+        if not (math.isfinite(value) and value > 0):
+            p.error(f"--{name.replace('_', '-')} must be > 0, got {value}")
     if not (Path(args.model) / "model_index.json").is_file():
         p.error(f"--model {args.model} is not a pipeline folder (no model_index.json)")
     args.output_dir = args.output_dir or args.model
+    other = Path(args.output_dir).resolve() != Path(args.model).resolve()
+    if other and (Path(args.output_dir) / "model_index.json").is_file() and not args.overwrite_output_dir:
+        p.error(f"--output-dir {args.output_dir} already holds a pipeline: the distilled copy of --model would replace "
+                "it. Choose another --output-dir, or pass --overwrite-output-dir")
     args.work_dir = args.work_dir or str(Path("outputs") / f"distill-{Path(args.model).resolve().name}")
     return args
 
@@ -258,15 +268,15 @@ def distill(args) -> Path:
     run = run_record(vars(args), RESUMABLE_OPTIONS, teacher_weights_sha256=teacher_sha256, max_steps=args.max_steps)
     checkpoint_dir, log_file = work_dir / "checkpoints", work_dir / "distill_log.jsonl"
     resume, step, elapsed = resume_point(args.resume_from_checkpoint, checkpoint_dir, run, "another --work-dir")
-    data = load_or_make_trajectories(teacher, model_dir, work_dir, args)
-    contexts, paths = data["contexts"], data["trajectories"]
-    targets = paths[-1].clamp(-1.0, 1.0)
     scheduler = lcm_scheduler(teacher.scheduler.config)
     timesteps = teacher_timesteps(teacher)
     scheduler.set_timesteps(DEFAULT_NUM_INFERENCE_STEPS)
-    if scheduler.timesteps.tolist() != timesteps.tolist():
+    if scheduler.timesteps.tolist() != timesteps.tolist():  # checked before the teacher draws for minutes
         raise ValueError(f"the teacher samples at timesteps {timesteps.tolist()}, not on LCMScheduler's grid "
                          f"{scheduler.timesteps.tolist()}: distillation needs 'trailing' timestep spacing")
+    data = load_or_make_trajectories(teacher, model_dir, work_dir, args)
+    contexts, paths = data["contexts"], data["trajectories"]
+    targets = paths[-1].clamp(-1.0, 1.0)
 
     student = make_student(teacher.transformer)
     trainable = [p for p in student.parameters() if p.requires_grad]
@@ -313,7 +323,8 @@ def distill(args) -> Path:
                                         simplify_epsilon=teacher.config.simplify_epsilon,
                                         distilled_mixed_precision=precision)
     export(distilled, model_dir, output_dir)
-    shutil.copyfile(log_file, output_dir / "logs" / "distill_log.jsonl")
+    with atomic_path(output_dir / "logs" / "distill_log.jsonl") as tmp:
+        shutil.copyfile(log_file, tmp)
     write_json_atomic(output_dir / "distillation_config.json", {
         **vars(args), "mixed_precision": accelerator.mixed_precision, "trajectory_points": int(len(contexts)),
         "teacher_steps": DEFAULT_NUM_INFERENCE_STEPS, "teacher_weights_sha256": teacher_sha256,
@@ -328,4 +339,4 @@ def export(distilled: StrokeDiffusionPipeline, model_dir: Path, output_dir: Path
     if output_dir.resolve() != model_dir.resolve():
         shutil.copytree(model_dir, output_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("checkpoints"))
     (output_dir / "logs").mkdir(parents=True, exist_ok=True)
-    return save_pipeline_folder(distilled, output_dir)
+    return save_pretrained_atomic(distilled, output_dir)

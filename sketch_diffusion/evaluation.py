@@ -19,7 +19,7 @@ import torch
 
 from pipeline.rendering import image_grid, png_bytes, render_image
 
-from .data import load_split_sketches, load_strokes, resolve_split, stroke_statistics
+from .data import load_split_sketches, read_drawings, record_strokes, resolve_split, stroke_statistics
 from .download import resolve_data_file
 from .fileio import file_digest, write_bytes_atomic, write_json_atomic
 from .metrics import (fid_kid_from_features, images_digest, inception_extractor, inception_features,
@@ -96,8 +96,9 @@ def generate(model: str, num: int, args) -> tuple[list, dict]:
 
     try:
         pipe = DiffusionPipeline.from_pretrained(model, trust_remote_code=True)
-    except (OSError, ValueError, EnvironmentError) as exc:
-        raise ValueError(f"--model {model} does not load as a pipeline: {exc}") from None
+    except Exception as exc:  # a missing or damaged file of the folder: say which model, not where in diffusers
+        raise ValueError(f"--model {model} does not load as a pipeline ({type(exc).__name__}: {exc}); a saved folder "
+                         "holds model_index.json, pipeline.py and its modules, and each component's folder") from None
     pipe.set_progress_bar_config(disable=True)
     if args.scheduler != "saved":
         pipe.scheduler = scheduler_class(args.scheduler).from_config(pipe.scheduler.config)
@@ -139,7 +140,12 @@ def evaluate(args) -> dict:
     num = args.num_samples or len(test_sets["test"])
     sampling = None
     if args.generated:
-        generated = load_strokes(args.generated)[:num]
+        records = list(read_drawings(args.generated))
+        words = sorted({str(record.get("word")) for record in records})
+        if args.category not in words:
+            logger.warning("--generated %s holds drawings of %s, none of --category %s: scoring them against the %s "
+                           "test set all the same", args.generated, ", ".join(words), args.category, args.category)
+        generated = [record_strokes(record) for record in records[:num]]
         if len(generated) < num:
             raise ValueError(f"--generated {args.generated} holds {len(generated)} valid sketches, fewer than the {num} "
                              "to score (FID of fewer samples is biased upwards): pass --num-samples "

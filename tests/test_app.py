@@ -222,6 +222,7 @@ def test_request_folders_do_not_pile_up(monkeypatch, tmp_path):
     ("temperature", None, False, "temperature must be a number between"),
     ("temperature", float("nan"), False, "temperature must be between"),
     ("steps", 2.7, True, "steps must be a whole number, got 2.7"),
+    ("seed", 10**400, True, "seed must be a number between"),
 ])
 def test_handler_values_that_are_no_numbers_or_not_whole_are_page_errors(monkeypatch, name, value, whole, message):
     monkeypatch.setenv("SKETCH_MODELS", "")
@@ -245,6 +246,35 @@ def test_a_model_that_does_not_load_is_a_page_error(monkeypatch, tmp_path):
     monkeypatch.setitem(app.SOURCES, "broken", str(tmp_path))
     with pytest.raises(gr.Error, match="The broken model .* could not be loaded"):
         app.get_pipeline("broken")
+
+
+def test_one_damaged_model_does_not_keep_the_space_from_starting(monkeypatch, tmp_path):
+    monkeypatch.setenv("SKETCH_MODELS", "")
+    sys.path.insert(0, str(REPO))
+    import gradio as gr
+
+    import app
+
+    make_tiny_pipeline().save_pretrained(tmp_path / "cat")
+    (tmp_path / "cat" / "pipeline.py").unlink()  # the folder's code is gone
+    (tmp_path / "cat" / "provenance.json").write_text("[]")
+    monkeypatch.setattr(app, "SOURCES", {"cat": str(tmp_path / "cat")})
+    monkeypatch.setattr(app, "_PIPELINES", {})
+    assert "could not be read" in app.trained_on("cat")
+    with pytest.raises(gr.Error, match="The cat model .* could not be loaded"):
+        app.get_pipeline("cat")
+    assert isinstance(app.build_demo(), gr.Blocks)  # the page starts and reports the model when it is used
+
+
+def test_canvas_json_nested_too_deep_is_a_page_error(monkeypatch):
+    monkeypatch.setenv("SKETCH_MODELS", "")
+    sys.path.insert(0, str(REPO))
+    import gradio as gr
+
+    import app
+
+    with pytest.raises(gr.Error, match="not valid JSON"):
+        app.parse_strokes("[" * 100_000 + "]" * 100_000)
 
 
 @pytest.mark.parametrize("strokes, message", [

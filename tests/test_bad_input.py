@@ -166,3 +166,67 @@ def test_a_deeply_nested_json_line_is_named_not_a_traceback(tmp_path):
     path.write_text("[" * 100_000 + "]" * 100_000 + "\n")
     with pytest.raises(ValueError, match=r"deep.ndjson, line 1 \(index 0\): not a drawing record"):
         list(read_drawings(path))
+
+
+# ----------------------------------------------------------------------------- found by a probe of the entry points
+
+
+def test_a_pipeline_call_with_a_non_list_prefix_or_a_runaway_temperature_is_named(tiny_pipeline):
+    with pytest.raises(ValueError, match="prefix_strokes must be a list of strokes, got int"):
+        tiny_pipeline(prefix_strokes=5)
+    with pytest.raises(ValueError, match="temperature=1e\\+30 is more than 10"):
+        tiny_pipeline(temperature=1e30)
+
+
+def test_a_damaged_inception_cache_is_converted_again(tmp_path):
+    from sketch_diffusion.metrics import inception_extractor, inception_weights
+
+    weights = inception_weights(None, tmp_path)
+    size = weights.path.stat().st_size
+    weights.path.write_bytes(weights.path.read_bytes()[:1_000_000])  # a crash or a full disk cut it
+    again = inception_weights(None, tmp_path)
+    assert again.path.stat().st_size == size and again.sha256 == weights.sha256
+    (tmp_path / "bad.pth").write_text("garbage\n")
+    with pytest.raises(ValueError, match="Inception weights .*bad.pth .* cannot be loaded"):
+        inception_extractor(inception_weights(str(tmp_path / "bad.pth")))
+
+
+def test_evaluate_refuses_a_grid_path_that_is_a_folder_before_any_work(tmp_path, capsys):
+    import evaluate
+
+    with pytest.raises(SystemExit):
+        evaluate.parse_args(["--generated", "g.ndjson", "--category", "cat", "--out", str(tmp_path / "m.json"),
+                             "--grid", str(tmp_path)])
+    assert f"--grid {tmp_path} is a folder" in capsys.readouterr().err
+
+
+@needs_shared
+def test_data_download_checks_a_file_that_is_already_there(tmp_path, capsys):
+    import shutil
+
+    from sketch_diffusion.data import main as data_main
+
+    shutil.copyfile(simplified_sample("cat"), tmp_path / "cat.ndjson")  # 25 drawings, not the official file
+    assert data_main(["download", "--category", "cat", "--data-dir", str(tmp_path)]) == 1
+    assert "is not the official cat file" in capsys.readouterr().err
+
+
+@needs_shared
+@pytest.mark.parametrize("args, message", [
+    (["--line-width", "-3"], "must be a number of pixels in (0, 64]"),
+    (["--line-width", "nan"], "must be a number of pixels in (0, 64]"),
+])
+def test_data_render_checks_its_line_width(tmp_path, capsys, args, message):
+    from sketch_diffusion.data import main as data_main
+
+    with pytest.raises(SystemExit):
+        data_main(["render", str(simplified_sample("cat")), "--out", str(tmp_path / "a.png"), *args])
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "a.png").exists()
+
+
+def test_a_folder_given_as_a_data_file_is_called_a_folder(tmp_path):
+    from sketch_diffusion.data import load_strokes
+
+    with pytest.raises(IsADirectoryError, match="is a folder, not an ndjson"):
+        load_strokes(tmp_path)

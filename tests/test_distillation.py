@@ -140,6 +140,8 @@ def test_a_teacher_off_the_lcm_grid_is_refused_by_name(teacher, tmp_path):
 @pytest.mark.parametrize("extra, message", [
     (["--max-steps", "0"], "--max-steps must be at least 1"),
     (["--first-step-fraction", "1.5"], "--first-step-fraction must be in"),
+    (["--lr-warmup-steps", "0"], "--lr-warmup-steps must be > 0, got 0"),
+    (["--max-grad-norm", "-1"], "--max-grad-norm must be > 0, got -1.0"),
 ])
 def test_bad_distillation_flags_are_named(tmp_path, capsys, extra, message):
     from sketch_diffusion.distillation import parse_args
@@ -148,6 +150,21 @@ def test_bad_distillation_flags_are_named(tmp_path, capsys, extra, message):
     with pytest.raises(SystemExit):
         parse_args(["--model", str(tmp_path), *extra])
     assert message in capsys.readouterr().err
+
+
+def test_another_pipeline_is_not_replaced_unasked(tmp_path, capsys):
+    from sketch_diffusion.distillation import parse_args
+
+    for name in ("teacher", "other"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model_index.json").write_text("{}")
+    with pytest.raises(SystemExit):
+        parse_args(["--model", str(tmp_path / "teacher"), "--output-dir", str(tmp_path / "other")])
+    assert "already holds a pipeline" in capsys.readouterr().err
+    args = parse_args(["--model", str(tmp_path / "teacher"), "--output-dir", str(tmp_path / "other"),
+                       "--overwrite-output-dir"])
+    assert args.output_dir == str(tmp_path / "other")
+    assert parse_args(["--model", str(tmp_path / "teacher")]).output_dir == str(tmp_path / "teacher")  # in place
 
 
 def test_a_folder_that_is_no_pipeline_is_refused(tmp_path, capsys):

@@ -181,3 +181,18 @@ def test_metrics_of_earlier_weights_are_never_released(tmp_path):
         build_model_card(model)
     (model / "metrics.json").write_text(json.dumps(dict(metrics, weights_sha256=weights_sha256(model))))
     assert f"{metrics['fid']:.2f}" in build_model_card(model).text
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("metrics.json", "{not json", "metrics.json is not valid JSON"),
+    ("metrics.json", '{"weights_sha256": "WEIGHTS"}', "metrics.json is not evaluate.py's output"),
+    ("provenance.json", "[]", "provenance.json should hold a JSON object, not a list"),
+])
+def test_a_damaged_record_in_the_folder_is_named(tmp_path, name, content, message):
+    from sketch_diffusion.provenance import weights_sha256
+    from sketch_diffusion.release import load_metrics
+
+    model = released_folder(tmp_path / "m")
+    (model / name).write_text(content.replace("WEIGHTS", weights_sha256(model)))
+    with pytest.raises(ValueError, match=message):
+        load_metrics(model)

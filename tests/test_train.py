@@ -219,14 +219,17 @@ def test_a_run_resumes_only_its_own_checkpoints(two_step_run, tmp_path, capsys):
 
 
 @needs_shared
-def test_training_into_a_distilled_folder_leaves_no_stale_student(tmp_path):
+def test_training_into_a_distilled_folder_leaves_no_stale_student(tmp_path, capsys):
     from sketch_diffusion.provenance import weights_sha256
 
     out = tmp_path / "m"
     (out / "distilled_transformer").mkdir(parents=True)  # as distill.py left it for the earlier weights
     (out / "distilled_transformer" / "diffusion_pytorch_model.safetensors").write_bytes(b"old student")
     (out / "distillation_config.json").write_text("{}")
-    train_here(out, "--max-steps", "1")
+    (out / "model_index.json").write_text('{"_class_name": "an earlier export"}')
+    assert "holds a trained pipeline" in train_error(out, capsys, "--max-steps", "1")  # not replaced unasked
+    assert (out / "distilled_transformer").exists()
+    train_here(out, "--max-steps", "1", "--overwrite-output-dir")
     assert not (out / "distilled_transformer").exists() and not (out / "distillation_config.json").exists()
     assert json.loads((out / "model_index.json").read_text())["distilled_transformer"] == [None, None]  # none
     assert json.loads((out / "provenance.json").read_text())["weights_sha256"] == weights_sha256(out)
@@ -304,6 +307,11 @@ def test_save_checkpoint_failure_keeps_previous_checkpoint(tmp_path):
     (["--num-train-timesteps", "1"], "--num-train-timesteps must be at least 2, got 1"),
     (["--beta-schedule", "bogus"], "argument --beta-schedule: invalid choice: 'bogus'"),
     (["--num-samples", "0"], "--num-samples must be at least 1, got 0"),
+    (["--max-grad-norm", "-1"], "--max-grad-norm must be > 0, got -1.0"),
+    (["--max-train-minutes", "-1"], "--max-train-minutes must be > 0, got -1.0"),
+    (["--stop-loss-weight", "-5"], "--stop-loss-weight must be >= 0, got -5.0"),
+    (["--ema-max-decay", "5"], "--ema-max-decay must be in [0, 1], got 5.0"),
+    (["--lr-warmup-steps", "-3"], "--lr-warmup-steps must be >= 0, got -3"),
 ])
 def test_bad_inputs_are_named(tmp_path, capsys, extra, message):
     assert message in train_error(tmp_path / "m", capsys, "--max-steps", "1", *extra)

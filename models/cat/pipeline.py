@@ -38,6 +38,7 @@ DISTILLED_NUM_INFERENCE_STEPS = 1  # LCMScheduler steps per stroke of the distil
 DISTILLED_SCHEDULER = "LCMScheduler"  # the scheduler that samples the distilled transformer (and only it)
 CORRUPTED = "the model produced NaN or infinite {what}: its weights are likely corrupted (re-download the folder)"
 MAX_SKETCHES_PER_CALL = 10_000  # one batch's canvas state; draw more in several calls
+MAX_TEMPERATURE = 10.0  # the initial noise's scale; far above it the denoiser's arithmetic overflows
 # Under autocast the encoder's and the denoiser's rows are padded to a multiple of this: the batch shrinks as sketches
 # finish, and the CPU backend (oneDNN) builds its bfloat16 kernels per shape; with a few shapes it reuses them. Rows
 # never mix, so the padding changes no sketch.
@@ -192,7 +193,9 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
             raise ValueError(f"guidance_scale={guidance_scale} needs a denoiser trained with context dropout; this one "
                              "was not (its null context is untrained; a distilled one never is), so use "
                              "guidance_scale=1.0")
-        _number_at_least(temperature, 0, "temperature", strict=True)
+        if _number_at_least(temperature, 0, "temperature", strict=True) > MAX_TEMPERATURE:
+            raise ValueError(f"temperature={temperature} is more than {MAX_TEMPERATURE:g}; 1.0 samples the learned "
+                             "distribution")
         limit = self.transformer.config.max_strokes
         if _positive_int(max_strokes, "max_strokes") > limit:
             raise ValueError(f"max_strokes={max_strokes} exceeds the model's limit of {limit} strokes")

@@ -47,7 +47,7 @@ def as_stroke_list(strokes: Sequence, name: str = "strokes") -> list[np.ndarray]
     shape ``(2, n)`` or ``(3, n)`` with n > 2 is taken as the official layout). Raises ``ValueError`` naming
     ``name`` and the stroke on anything else.
     """
-    if strokes is None or isinstance(strokes, (str, bytes)):
+    if strokes is None or isinstance(strokes, (str, bytes)) or not hasattr(strokes, "__iter__"):
         raise ValueError(f"{name} must be a list of strokes, got {type(strokes).__name__}")
     result = []
     for i, stroke in enumerate(strokes):
