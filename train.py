@@ -138,8 +138,11 @@ def main(argv=None) -> None:
         return accelerator.unwrap_model(objective).model
 
     def export_model() -> StrokeDiffusionModel:
-        """A float32 CPU copy of the weights to ship: the EMA weights when EMA is on."""
-        copy = StrokeDiffusionModel.from_config(unwrapped_model().config)
+        """A float32 CPU copy of the weights to ship: the EMA weights when EMA is on. Its throwaway initialisation
+        draws from a forked random state, so exporting (samples, validation) leaves the run's draws as they were and
+        a resumed run stays bit-identical to an uninterrupted one."""
+        with torch.random.fork_rng(devices=[]):
+            copy = StrokeDiffusionModel.from_config(unwrapped_model().config)
         if ema is not None:
             ema.copy_to(copy.parameters())
         else:

@@ -108,8 +108,8 @@ def main(argv=None) -> None:
     accelerator.register_load_state_pre_hook(lambda models, folder: model.load_state_dict(
         SketchRNNDecoder.from_pretrained(os.path.join(folder, CHECKPOINT_WEIGHTS)).state_dict()))
     checkpoint_dir = output_dir / "checkpoints"
-    run = run_record(vars(args), RESUMABLE_OPTIONS, data_sha1=provenance["data_file"]["sha1"],
-                     split_sha1=provenance["split"]["sha1"])
+    run = run_record(vars(args), RESUMABLE_OPTIONS, trainer="train_sketch_rnn.py",
+                     data_sha1=provenance["data_file"]["sha1"], split_sha1=provenance["split"]["sha1"])
     resume, step, prior_seconds = resume_point(args.resume_from_checkpoint, checkpoint_dir, run, "another --output-dir")
     if resume is not None:
         accelerator.load_state(str(resume))

@@ -13,11 +13,12 @@ from common import SHARED, machine
 
 from pipeline.representation import strokes_to_normalized, strokes_to_stroke3
 from sketch_diffusion.data import read_drawings, record_strokes
+from sketch_diffusion.settings import positive_int
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeat", type=int, default=200, help="copies of the 75 real drawings")
+    parser.add_argument("--repeat", type=positive_int, default=200, help="copies of the 75 real drawings")
     args = parser.parse_args()
     samples = SHARED / "data" / "quickdraw" / "samples" / "official_simplified_first25"
     lines = b"".join(gzip.open(samples / f"{c}.ndjson.gz").read() for c in ("cat", "bus", "rabbit"))

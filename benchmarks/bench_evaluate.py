@@ -15,11 +15,12 @@ from common import SHARED, machine, peak_rss_mb
 from sketch_diffusion.evaluation import render_all
 from sketch_diffusion.data import load_strokes
 from sketch_diffusion.metrics import fid_kid_from_features, inception_extractor, inception_features, inception_weights
+from sketch_diffusion.settings import positive_int
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--num", type=int, default=2000)
+    parser.add_argument("--num", type=positive_int, default=2000)
     args = parser.parse_args()
     samples = SHARED / "data" / "quickdraw" / "samples" / "official_simplified_first25"
     real = [s for c in ("cat", "bus", "rabbit") for s in load_strokes(samples / f"{c}.ndjson.gz")]

@@ -21,6 +21,7 @@ from common import REPO, SHARED, machine
 
 from sketch_diffusion.data import build_dataset, read_drawings
 from sketch_diffusion.download import SPLIT_TEST_SIZE, SPLIT_TRAIN_SIZE
+from sketch_diffusion.settings import positive_int
 
 
 def timed(label, fn):
@@ -50,8 +51,8 @@ def run_with_peak_memory(command) -> float:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--drawings", type=int, default=155_288)
-    parser.add_argument("--steps", type=int, default=1, help="train.py steps to time")
+    parser.add_argument("--drawings", type=positive_int, default=155_288)
+    parser.add_argument("--steps", type=positive_int, default=1, help="train.py steps to time")
     args = parser.parse_args()
     sample = SHARED / "data" / "quickdraw" / "samples" / "official_simplified_first25" / "rabbit.ndjson.gz"
     records = [json.loads(line) for line in gzip.open(sample, "rt")]

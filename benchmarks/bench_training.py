@@ -22,6 +22,7 @@ import numpy as np
 from common import REPO, machine, peak_rss_mb, training_steps_per_second
 
 from sketch_diffusion.training import resolve_mixed_precision
+from sketch_diffusion.settings import positive_int
 
 WINDOW = 50
 
@@ -37,8 +38,8 @@ def train_run(precision: str, steps: int, data: str, split: str, out: Path) -> l
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=30, help="steps to time on random sketches")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--steps", type=positive_int, default=30, help="steps to time on random sketches")
+    parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--loss-curve-steps", type=int, default=0, help="also train this many steps twice (0: skip)")
     parser.add_argument("--data", help="ndjson file for --loss-curve-steps (e.g. the stand-in rabbits)")
     parser.add_argument("--split", help="its split JSON")

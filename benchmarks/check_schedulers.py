@@ -14,6 +14,7 @@ import time
 import numpy as np
 import torch
 from common import machine  # also puts the repository on sys.path
+from sketch_diffusion.settings import positive_int
 
 
 def stroke_figures(sketches) -> tuple[float, float]:
@@ -27,8 +28,8 @@ def main():
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="models/rabbit")
-    parser.add_argument("--num", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--num", type=positive_int, default=64)
+    parser.add_argument("--steps", type=positive_int, default=20)
     args = parser.parse_args()
     pipe = DiffusionPipeline.from_pretrained(args.model, trust_remote_code=True)
     pipe.set_progress_bar_config(disable=True)

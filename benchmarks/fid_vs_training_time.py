@@ -19,6 +19,7 @@ from pathlib import Path
 from common import REPO
 
 from sketch_diffusion.fileio import write_json_atomic
+from sketch_diffusion.settings import positive_int
 
 
 def cumulative_seconds(log_file: Path) -> dict[int, float]:
@@ -42,6 +43,13 @@ def cumulative_seconds(log_file: Path) -> dict[int, float]:
     return seconds
 
 
+def run_step(command: list[str]) -> None:
+    """Run one export or evaluation; on failure, stop with its own error output."""
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode:
+        sys.exit(f"{' '.join(command[1:3])} ... failed:\n{result.stderr[-3000:]}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", required=True, help="the train.py output folder (for training_config.json and logs)")
@@ -49,12 +57,16 @@ def main():
     parser.add_argument("--data", required=True)
     parser.add_argument("--split", required=True)
     parser.add_argument("--category", default="rabbit")
-    parser.add_argument("--num-samples", type=int, default=500)
+    parser.add_argument("--num-samples", type=positive_int, default=500)
     parser.add_argument("--out", required=True)
     parser.add_argument("--steps", type=int, nargs="+", help="only these checkpoints (default: every one found)")
     parser.add_argument("--cache-dir", default=None)
     args = parser.parse_args()
     run = Path(args.run)
+    for flag, path in (("--run", run / "training_config.json"), ("--data", Path(args.data)),
+                       ("--split", Path(args.split))):
+        if not path.is_file():
+            parser.error(f"{flag}: {path} is not there")
     config = json.loads((run / "training_config.json").read_text())
     seconds = cumulative_seconds(run / "logs" / "train_log.jsonl")
     checkpoints = sorted(Path(args.checkpoints).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
@@ -63,6 +75,8 @@ def main():
         missing = set(args.steps) - {int(c.name.split("-")[1]) for c in checkpoints}
         if missing:
             parser.error(f"no checkpoint for steps {sorted(missing)} in {args.checkpoints}")
+    if not checkpoints:
+        parser.error(f"--checkpoints {args.checkpoints} holds no checkpoint-N folder: nothing written to {args.out}")
     rows = []
     for ckpt in checkpoints:
         step = int(ckpt.name.split("-")[1])
@@ -70,12 +84,12 @@ def main():
             export = [sys.executable, str(REPO / "train.py"), "--config", str(run / "training_config.json"),
                       "--category", config["category"], "--output-dir", tmp, "--export-only",
                       "--resume-from-checkpoint", str(ckpt), "--logger", "none"]
-            subprocess.run(export, check=True, capture_output=True, text=True)
+            run_step(export)
             metrics_file = Path(tmp) / "metrics.json"
             evaluate = [sys.executable, str(REPO / "evaluate.py"), "--model", tmp, "--category", args.category,
                         "--data", args.data, "--split", args.split, "--num-samples", str(args.num_samples),
                         "--out", str(metrics_file)] + (["--cache-dir", args.cache_dir] if args.cache_dir else [])
-            subprocess.run(evaluate, check=True, capture_output=True, text=True)
+            run_step(evaluate)
             m = json.loads(metrics_file.read_text())
         rows.append({"step": step, "training_minutes": round(seconds.get(step, float("nan")) / 60, 1),
                      "fid": m["fid"], "kid_mean": m["kid_mean"], "kid_std": m["kid_std"], "num_generated": m["num_generated"]})

@@ -45,6 +45,10 @@ def main():
     args = parser.parse_args()
     path = Path(args.notebook)
     out = Path(args.out) if args.out else path if args.mode == "full" else path.with_suffix(".quick.ipynb")
+    if not path.is_file():
+        parser.error(f"--notebook {path} is not there")
+    if out.is_dir():
+        parser.error(f"--out {out} is a folder; give the .ipynb file to write")
     nb = nbformat.read(path, as_version=4)
     nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
     position = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))

@@ -265,7 +265,8 @@ def distill(args) -> Path:
         raise ValueError("distillation runs in one process (python distill.py ...), not under a multi-process launch")
     torch.manual_seed(args.seed)
     teacher, teacher_sha256 = load_teacher(model_dir).to(accelerator.device), teacher_digest(model_dir)
-    run = run_record(vars(args), RESUMABLE_OPTIONS, teacher_weights_sha256=teacher_sha256, max_steps=args.max_steps)
+    run = run_record(vars(args), RESUMABLE_OPTIONS, trainer="distill.py", teacher_weights_sha256=teacher_sha256,
+                     max_steps=args.max_steps)
     checkpoint_dir, log_file = work_dir / "checkpoints", work_dir / "distill_log.jsonl"
     resume, step, elapsed = resume_point(args.resume_from_checkpoint, checkpoint_dir, run, "another --work-dir")
     scheduler = lcm_scheduler(teacher.scheduler.config)

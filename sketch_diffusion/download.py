@@ -7,6 +7,7 @@ sha1 matches the known value. A mismatch deletes the partial file and says so.
 
 from __future__ import annotations
 
+import http.client
 import os
 import socket
 import urllib.error
@@ -108,13 +109,16 @@ def download_file(url: str, dest: str | os.PathLike, expected_git_sha1: str | No
                     while chunk := response.read(chunk_size):
                         f.write(chunk)
                         bar.update(len(chunk))
-                except (socket.timeout, ConnectionError, OSError) as exc:
+                except (socket.timeout, ConnectionError, OSError, http.client.HTTPException) as exc:
                     raise DownloadError(
                         f"{url}: connection lost after {f.tell()} bytes ({exc}); run again to resume from {part}"
                     ) from None
 
     size = part.stat().st_size
-    if total is not None and size != total:
+    if total is not None and size < total:  # the server closed the connection early: keep what arrived
+        raise DownloadError(f"{url}: the connection closed after {size} of {total} bytes; run again to resume from "
+                            f"{part}")
+    if total is not None and size > total:
         part.unlink()
         raise DownloadError(f"{url}: got {size} bytes, expected {total}; the partial file was deleted")
     if expected_git_sha1 is not None:

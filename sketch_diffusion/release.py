@@ -213,11 +213,10 @@ def _precision_words(mixed_precision) -> str:
 def write_sample_gif(model_dir: str | os.PathLike, num: int = 4, seed: int = 0) -> Path:
     """``sample.gif``: ``num`` sketches drawn stroke by stroke side by side (fixed seed)."""
     import torch
-    from diffusers import DiffusionPipeline
 
     from pipeline.rendering import sketches_gif
 
-    pipe = DiffusionPipeline.from_pretrained(model_dir, trust_remote_code=True)
+    pipe = load_folder_code(model_dir)
     pipe.set_progress_bar_config(disable=True)
     out = pipe(num_sketches=num, generator=torch.Generator().manual_seed(seed), image_size=32)
     return write_bytes_atomic(Path(model_dir) / "sample.gif", sketches_gif(out.strokes, columns=num, size=160))
@@ -312,6 +311,18 @@ def save_pretrained_atomic(pipe, folder: str | os.PathLike) -> list[str]:
         return copy_changed_files(tmp, folder)
 
 
+def load_folder_code(model_dir: str | os.PathLike):
+    """The folder's pipeline with its own code (``DiffusionPipeline.from_pretrained(..., trust_remote_code=True)``); a
+    ``ValueError`` naming the folder when its files do not load (a missing or broken ``pipeline.py``, say)."""
+    from diffusers import DiffusionPipeline
+
+    try:
+        return DiffusionPipeline.from_pretrained(model_dir, trust_remote_code=True)
+    except Exception as exc:
+        raise ValueError(f"{model_dir} does not load with its own code ({type(exc).__name__}: {exc}); a pipeline "
+                         "folder holds model_index.json, pipeline.py and the modules it imports") from None
+
+
 def load_with_this_checkout(model_dir: str | os.PathLike):
     """A pipeline folder loaded with this checkout's classes, not the folder's own code: its models, its scheduler and
     the options of its ``model_index.json`` that this checkout's pipeline takes (keys since removed are dropped)."""
@@ -353,14 +364,13 @@ def refresh_code(model_dir: str | os.PathLike, check_seed: int = 0) -> list[str]
     import tempfile
 
     import torch
-    from diffusers import DiffusionPipeline
     from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
     from safetensors.torch import load_file
 
     model_dir = Path(model_dir)
     fresh = load_with_this_checkout(model_dir)
     models = [name for name in MODEL_COMPONENTS if getattr(fresh, name) is not None]
-    shipped = DiffusionPipeline.from_pretrained(model_dir, trust_remote_code=True)
+    shipped = load_folder_code(model_dir)
 
     def draw(pipe) -> list:
         pipe.set_progress_bar_config(disable=True)

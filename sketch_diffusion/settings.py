@@ -23,6 +23,14 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("SKETCH_DIFFUSION_CACHE", Path.home() / ".cache" / "sketch_diffusion"))
 
 
+def positive_int(text: str) -> int:
+    """argparse ``type`` of a count that must be at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 # How drawings are rendered for FID/KID: Inception's input size, line width in output pixels.
 METRIC_RENDER = {"size": 299, "line_width": 3.0}
 

@@ -28,6 +28,9 @@ from .data import to_ndjson_record
 from .download import SPLIT_TEST_SIZE, SPLIT_TRAIN_SIZE
 from .fileio import file_digest, write_json_atomic, write_ndjson_atomic
 
+MAX_SAMPLING_ROUNDS = 100  # batches drawn before a model that seldom ends a sketch is given up on
+
+
 class PretrainedSketchRNN:
     """A decoder-only (unconditional) Sketch-RNN loaded from a sketch-rnn-js ``.gen.json`` file."""
 
@@ -35,6 +38,8 @@ class PretrainedSketchRNN:
         self.path = Path(path)
         try:
             info, dims, blobs = json.loads(self.path.read_text())
+            if not isinstance(info, dict):
+                raise TypeError(f"its info is a {type(info).__name__}, not an object")
         except (ValueError, TypeError) as exc:
             raise ValueError(f"{path} is not a sketch-rnn-js model file ([info, dims, weights]): {exc}") from None
         if info.get("mode") != 2:
@@ -43,16 +48,27 @@ class PretrainedSketchRNN:
             raise ValueError(f"{path}: expected 5 weight tensors, found {len(blobs)}")
         tensors = []
         for shape, blob in zip(dims, blobs):
-            values = np.frombuffer(base64.b64decode(blob), dtype="<i2").astype(np.float32) * (10.0 / 32767.0)
+            try:
+                values = np.frombuffer(base64.b64decode(blob), dtype="<i2").astype(np.float32) * (10.0 / 32767.0)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"{path}: a weight of shape {shape} does not decode ({exc})") from None
             if values.size != int(np.prod(shape)):
                 raise ValueError(f"{path}: a weight of shape {shape} holds {values.size} values")
             tensors.append(torch.from_numpy(values.reshape(shape)))
         self.w_out, self.b_out, self.w_xh, self.w_hh, self.bias = tensors
         self.hidden_size = self.w_hh.shape[0]
+        if self.w_xh.shape != (5, 4 * self.hidden_size) or self.w_hh.shape[1] != 4 * self.hidden_size:
+            raise ValueError(f"{path}: LSTM weights of shapes {list(self.w_xh.shape)} and {list(self.w_hh.shape)} do "
+                             f"not fit a {self.hidden_size}-unit decoder")
         self.info = info
         self.name = info.get("name", self.path.stem)
-        self.max_seq_len = int(info["max_seq_len"])
-        self.scale_factor = float(info["scale_factor"])
+        try:
+            self.max_seq_len = int(info["max_seq_len"])
+            self.scale_factor = float(info["scale_factor"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: its info lacks a numeric max_seq_len and scale_factor ({exc!r})") from None
+        if self.max_seq_len < 2:
+            raise ValueError(f"{path}: max_seq_len {self.max_seq_len} leaves no room for a sketch")
 
     def step(self, x: torch.Tensor, state):
         """One LSTM step: ``x (N, 5)`` -> mixture outputs ``(N, 3 + 6 * 20)`` and the new ``(h, c)``."""
@@ -143,13 +159,18 @@ def sample_sketches(step, num: int, max_len: int, scale_factor: float, temperatu
     generator = torch.Generator().manual_seed(seed)
     sketches: list[list[np.ndarray]] = []
     with tqdm(total=num, desc=desc, disable=not progress) as bar:
-        while len(sketches) < num:
+        for _ in range(MAX_SAMPLING_ROUNDS):
+            if len(sketches) >= num:
+                break
             stroke5, ended = sample_stroke5(step, batch_size, max_len, temperature, generator)
             for row, ok in zip(stroke5.numpy(), ended.tolist()):
                 sketch = stroke5_to_sketch(row, scale_factor) if ok else []
                 if sketch and len(sketches) < num:
                     sketches.append(sketch)
                     bar.update(1)
+    if len(sketches) < num:
+        raise ValueError(f"{MAX_SAMPLING_ROUNDS} rounds of {batch_size} samples gave {len(sketches)} finished sketches "
+                         f"of the {num} asked for: the model rarely ends a sketch within {max_len} points")
     return sketches
 
 
@@ -180,7 +201,12 @@ def sample_baseline(folder: str | Path, num: int, out: str | Path, seed: int = 0
     """Sample our trained Sketch-RNN baseline (a ``SketchRNNDecoder`` folder) to an ndjson file."""
     from .modeling_sketch_rnn import SketchRNNDecoder
 
-    model = SketchRNNDecoder.from_pretrained(folder).eval()
+    try:
+        model = SketchRNNDecoder.from_pretrained(folder).eval()
+        if any(parameter.is_meta for parameter in model.parameters()):  # weights of another model: none loaded
+            raise ValueError("its weights are not a Sketch-RNN decoder's")
+    except Exception as exc:  # another kind of folder (a diffusion model's, a checkpoint): name it
+        raise ValueError(f"{folder} is not a train_sketch_rnn.py output folder ({type(exc).__name__}: {exc})") from None
     with torch.no_grad():
         sketches = sample_sketches(model.step, num, model.config.max_seq_len, model.config.scale_factor,
                                    temperature, seed, desc="sampling the baseline")
@@ -207,6 +233,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.num < 1:
         p.error(f"--num must be at least 1, got {args.num}")
+    if Path(args.out).is_dir():
+        p.error(f"--out {args.out} is a folder; give the .ndjson file to write")
     if not (math.isfinite(args.temperature) and args.temperature > 0):
         p.error(f"--temperature must be a finite number > 0, got {args.temperature}")
     try:

@@ -31,7 +31,7 @@ def run_options(args: argparse.Namespace, provenance: dict, num_processes: int =
     batch and the training data's and split's sha1. Checkpoints record it; a run resumes only a checkpoint of the
     same run."""
     global_batch = args.train_batch_size * args.gradient_accumulation_steps * num_processes
-    return run_record(vars(args), RESUMABLE_OPTIONS, global_batch_size=global_batch,
+    return run_record(vars(args), RESUMABLE_OPTIONS, trainer="train.py", global_batch_size=global_batch,
                       data_sha1=provenance["data_file"]["sha1"], split_sha1=provenance["split"]["sha1"])
 
 
@@ -123,11 +123,10 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
     config = argparse.ArgumentParser(add_help=False)
     config.add_argument("--config")
     config_file = config.parse_known_args(argv)[0].config
-    if config_file:  # the run's options become the defaults, so flags the run set are no longer required
+    if config_file:  # the run's options, as flags before the ones given here (which win): checked like typed ones
         saved = read_run_config(config_file, p)
-        p.set_defaults(**saved)
-        for action in p._actions:
-            action.required = action.required and action.dest not in saved
+        argv = config_argv(config_file, saved, p) + list(sys.argv[1:] if argv is None else argv)
+        p.set_defaults(**{key: None for key, value in saved.items() if value is None})  # as the run had them
     args = p.parse_args(argv)
     for action in p._actions:
         value = getattr(args, action.dest, None)
@@ -183,6 +182,29 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
     if args.guidance_scale != 1.0 and args.context_dropout == 0:
         p.error("--guidance-scale other than 1.0 needs --context-dropout > 0 (the null context is never trained otherwise)")
     return args
+
+
+def config_argv(path: str, saved: dict, parser: argparse.ArgumentParser) -> list[str]:
+    """The options of a run's config (``read_run_config``) as command-line flags, so that argparse checks their types
+    and choices as it checks typed ones; a value no flag can take is refused, naming the file and the option.
+    ``None`` (an option the run left unset) gives no flag, except for numbers that must be set."""
+    argv = []
+    for action in parser._actions:
+        if action.dest not in saved or not action.option_strings:
+            continue
+        value, flag = saved[action.dest], action.option_strings[0]
+        switch = action.nargs == 0 or isinstance(action, argparse.BooleanOptionalAction)
+        if (switch and not isinstance(value, bool)) or isinstance(value, (list, dict)) or (
+                not switch and isinstance(value, bool)) or (
+                value is None and action.type in (int, float) and action.default is not None):
+            parser.error(f"--config {path}: {action.dest} is {json.dumps(value)}, which {flag} cannot take")
+        if isinstance(action, argparse.BooleanOptionalAction):
+            argv.append(flag if value else f"--no-{flag[2:]}")
+        elif switch:
+            argv += [flag] if value else []
+        elif value is not None:
+            argv.append(f"{flag}={value}")
+    return argv
 
 
 def read_run_config(path: str, parser: argparse.ArgumentParser) -> dict:

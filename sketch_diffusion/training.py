@@ -301,7 +301,8 @@ def stop_if_not_finite(value, what: str, step: int, checkpoint_dir: Path) -> Non
 
 def run_record(options: dict, changeable: set, **extra) -> dict:
     """What defines a run, as JSON values: ``options`` (a parsed command line's ``vars``) less the ``changeable``
-    ones, plus ``extra`` (e.g. the data's sha1). Checkpoints record it; ``resume_point`` compares it."""
+    ones, plus ``extra`` (e.g. the data's sha1 and the ``trainer`` script). Checkpoints record it; ``resume_point``
+    compares it."""
     return json.loads(json.dumps(dict({k: v for k, v in options.items() if k not in changeable}, **extra)))
 
 
@@ -337,6 +338,9 @@ def resume_point(arg: str | None, folder: Path, run: dict, elsewhere: str,
     step, seconds = verify_checkpoint(path)
     for checkpoint in dict.fromkeys([path] + found[-1:]):  # the one resumed and the folder's latest
         differ = _other_options(checkpoint, run)
+        if "trainer" in differ:
+            saved = json.loads((checkpoint / CHECKPOINT_MARKER).read_text())["run"]["trainer"]
+            raise ValueError(f"checkpoint {checkpoint} was written by {saved}, not {run['trainer']}: {afresh}")
         refused = [text for key, text in differ.items() if key not in may_change]
         if refused:
             raise ValueError(f"checkpoint {checkpoint} is of a run with other options ({'; '.join(refused)}): resume "

@@ -170,6 +170,7 @@ def test_build_dataset_rejects_split_beyond_file(tmp_path):
 
 class RangeHandler(http.server.BaseHTTPRequestHandler):
     payload = b""
+    cut_after = None  # bytes sent before the server closes the connection (None: all)
 
     def do_GET(self):  # noqa: N802
         start = 0
@@ -182,7 +183,7 @@ class RangeHandler(http.server.BaseHTTPRequestHandler):
         body = self.payload[start:]
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        self.wfile.write(body if self.cut_after is None else body[: self.cut_after])
 
     def log_message(self, *args):
         pass
@@ -199,6 +200,7 @@ def server(tmp_path):
     src.write_bytes(payload)
     yield f"http://127.0.0.1:{httpd.server_port}/cat.ndjson", payload, git_blob_sha1(src)
     httpd.shutdown()
+    RangeHandler.cut_after = None
 
 
 def test_download_resumes_partial_file_and_verifies(tmp_path, server):
@@ -209,6 +211,18 @@ def test_download_resumes_partial_file_and_verifies(tmp_path, server):
     assert download_file(url, dest, sha, progress=False) == dest
     assert dest.read_bytes() == payload
     assert sorted(p.name for p in dest.parent.iterdir()) == ["cat.ndjson"]
+
+
+def test_a_connection_closed_early_keeps_the_partial_file_to_resume(tmp_path, server):
+    url, payload, sha = server
+    dest = tmp_path / "out" / "cat.ndjson"
+    RangeHandler.cut_after = 1500  # the server closes cleanly, short of its Content-Length
+    with pytest.raises(DownloadError, match="run again to resume"):
+        download_file(url, dest, sha, progress=False)
+    assert (dest.parent / "cat.ndjson.part").read_bytes() == payload[:1500]
+    RangeHandler.cut_after = None
+    assert download_file(url, dest, sha, progress=False) == dest
+    assert dest.read_bytes() == payload
 
 
 def test_download_with_wrong_hash_keeps_nothing(tmp_path, server):

@@ -135,3 +135,20 @@ def test_kept_baseline_loads_and_draws_like_its_recorded_run():
     a, b = draw(0), draw(0)
     assert 7.5 <= np.mean([len(s) for s in a]) <= 11.5
     assert sketches_equal(a, b)
+
+
+def test_a_model_file_that_cannot_end_a_sketch_is_named_not_a_hang(tmp_path):
+    from sketch_diffusion.sketch_rnn import sample_sketches
+
+    bad = tmp_path / "short.gen.json"
+    bad.write_text(json.dumps([{"mode": 2, "max_seq_len": 1, "scale_factor": 1.0}, [[1]] * 5, [""] * 5]))
+    with pytest.raises(ValueError, match="short.gen.json"):
+        PretrainedSketchRNN(bad)
+
+    def never_lifts_the_pen(x, state):  # pen logits: always "down", never "end"; one mixture component
+        y = torch.zeros(x.shape[0], 3 + 6)
+        y[:, 0] = 50.0
+        return y, (torch.zeros(x.shape[0], 1),)
+
+    with pytest.raises(ValueError, match="rarely ends a sketch within 4 points"):
+        sample_sketches(never_lifts_the_pen, 2, 4, 1.0, batch_size=2, progress=False)

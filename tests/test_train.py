@@ -125,7 +125,8 @@ def test_smoke_run_writes_a_loadable_pipeline_with_provenance(tmp_path):
 
 @needs_shared
 def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path):
-    common = ["--max-steps", "6", "--checkpointing-steps", "3", "--augment", "0.5", "--seed", "7"]
+    common = ["--max-steps", "6", "--checkpointing-steps", "3", "--augment", "0.5", "--seed", "7", "--dropout", "0.1",
+              "--validation-size", "4", "--validation-interval", "3", "--sample-interval", "3"]  # all on step 3
     with one_cpu_thread():
         train_here(tmp_path / "straight", *common)
     killed = run_train(tmp_path / "resumed", *common, "--debug-kill-at-step", "5", check=False)
@@ -201,6 +202,17 @@ def test_resuming_with_another_model_is_refused_by_name(two_step_run, tmp_path, 
     message = train_error(folder, capsys, "--max-steps", "2", "--resume-from-checkpoint", "latest",
                           "--head-conv-blocks", "0")
     assert "is of a run with other options (head_conv_blocks=2 there, 0 here)" in message
+
+
+def test_a_checkpoint_of_another_trainer_is_refused_by_name(two_step_run, tmp_path, capsys):
+    from sketch_diffusion.training import CHECKPOINT_MARKER
+
+    folder, _ = resume_copy(two_step_run, tmp_path)
+    marker = folder / "checkpoints" / "checkpoint-2" / CHECKPOINT_MARKER
+    record = json.loads(marker.read_text())
+    marker.write_text(json.dumps(dict(record, run=dict(record["run"], trainer="train_sketch_rnn.py"))))
+    message = train_error(folder, capsys, "--max-steps", "2", "--resume-from-checkpoint", "latest")
+    assert "was written by train_sketch_rnn.py, not train.py" in message
 
 
 def test_a_run_resumes_only_its_own_checkpoints(two_step_run, tmp_path, capsys):
@@ -478,3 +490,20 @@ def test_help_shows_real_defaults_only(script, capsys, monkeypatch):
     if script != "evaluate.py":
         assert "--seed SEED of the" in text  # every training flag explains itself
     assert ("--augment" in text) == (script == "train.py")  # the Sketch-RNN baseline does not augment
+
+
+@pytest.mark.parametrize("saved, message", [
+    ({"prediction_type": "foo"}, "argument --prediction-type: invalid choice: 'foo'"),
+    ({"use_ema": "false"}, "use_ema is \"false\", which --use-ema cannot take"),
+    ({"max_steps": 2.5}, "argument --max-steps: invalid int value: '2.5'"),
+    ({"train_batch_size": None}, "train_batch_size is null, which --train-batch-size cannot take"),
+    ({"learning_rate": [0.001]}, "learning_rate is [0.001], which --learning-rate cannot take"),
+])
+def test_config_values_are_checked_like_flags(tmp_path, capsys, saved, message):
+    from sketch_diffusion.train_options import parse_args
+
+    config = tmp_path / "training_config.json"
+    config.write_text(json.dumps({"category": "cat", **saved}))
+    with pytest.raises(SystemExit):
+        parse_args(["--config", str(config), "--output-dir", str(tmp_path / "run")])
+    assert message in capsys.readouterr().err
