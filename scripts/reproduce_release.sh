@@ -2,6 +2,9 @@
 # Reproduce the shipped release: the stand-in corpus and its split, the three models, the Sketch-RNN baseline,
 # the metrics behind the README's results tables, and the model cards (dry-run release staging).
 # CPU times are for 2 cores. The recipe study's commands (docs/recipe_study.md) are at git tag recipe-study-2026-11.
+# The shipped models were trained before commit a1594d5, whose train.py exports its sample and validation copies
+# from a forked random state (so that a resumed run is bit-identical): this script's runs now draw other dropout
+# masks from the first validation on, and give statistically equal, not bit-identical, weights.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=../shared/data
