@@ -28,7 +28,7 @@ from .data import to_ndjson_record
 from .download import SPLIT_TEST_SIZE, SPLIT_TRAIN_SIZE
 from .fileio import file_digest, write_json_atomic, write_ndjson_atomic
 
-MAX_SAMPLING_ROUNDS = 100  # batches drawn before a model that seldom ends a sketch is given up on
+SAMPLING_ROUNDS_PER_BATCH = 10  # batches drawn per batch asked for before a model that seldom ends is given up on
 
 
 class PretrainedSketchRNN:
@@ -159,7 +159,7 @@ def sample_sketches(step, num: int, max_len: int, scale_factor: float, temperatu
     generator = torch.Generator().manual_seed(seed)
     sketches: list[list[np.ndarray]] = []
     with tqdm(total=num, desc=desc, disable=not progress) as bar:
-        for _ in range(MAX_SAMPLING_ROUNDS):
+        for _ in range(SAMPLING_ROUNDS_PER_BATCH * math.ceil(num / batch_size)):
             if len(sketches) >= num:
                 break
             stroke5, ended = sample_stroke5(step, batch_size, max_len, temperature, generator)
@@ -169,8 +169,8 @@ def sample_sketches(step, num: int, max_len: int, scale_factor: float, temperatu
                     sketches.append(sketch)
                     bar.update(1)
     if len(sketches) < num:
-        raise ValueError(f"{MAX_SAMPLING_ROUNDS} rounds of {batch_size} samples gave {len(sketches)} finished sketches "
-                         f"of the {num} asked for: the model rarely ends a sketch within {max_len} points")
+        raise ValueError(f"{SAMPLING_ROUNDS_PER_BATCH} times the {num} samples asked for gave {len(sketches)} finished "
+                         f"sketches: the model rarely ends a sketch within {max_len} points")
     return sketches
 
 
