@@ -26,7 +26,7 @@ import torch
 
 from pipeline.rendering import image_grid, render_svg, sketch_gif, sketches_gif
 from sketch_diffusion.data import to_ndjson_record
-from sketch_diffusion.release import data_notice
+from sketch_diffusion.release import data_notice, load_folder_code
 
 REPO = Path(__file__).resolve().parent
 CATEGORIES = ("cat", "bus", "rabbit")
@@ -79,7 +79,7 @@ def saved_sampler(pipe) -> str:
 def get_pipeline(category: str, sampler: str | None = None):
     """The pipeline of ``category`` (loaded once) with ``sampler`` (``SAMPLERS``; None: "default"); a pipeline per
     sampler, sharing the weights, so that concurrent requests never swap a scheduler under each other."""
-    from diffusers import DiffusionPipeline, DPMSolverMultistepScheduler
+    from diffusers import DPMSolverMultistepScheduler
 
     if category not in SOURCES:
         raise gr.Error(f"Unknown category {category!r}; available: {', '.join(SOURCES) or 'none (train one first)'}")
@@ -88,10 +88,9 @@ def get_pipeline(category: str, sampler: str | None = None):
     with _LOCK:
         if category not in _PIPELINES:
             try:
-                pipe = DiffusionPipeline.from_pretrained(SOURCES[category], trust_remote_code=True)
-            except Exception as exc:  # a damaged or incomplete folder: the page says so, the Space keeps running
-                raise gr.Error(f"The {category} model ({SOURCES[category]}) could not be loaded: "
-                               f"{type(exc).__name__}: {exc}") from None
+                pipe = load_folder_code(SOURCES[category])
+            except ValueError as exc:  # a damaged or incomplete folder: the page says so, the Space keeps running
+                raise gr.Error(f"The {category} model ({SOURCES[category]}) could not be loaded: {exc}") from None
             pipe.set_progress_bar_config(disable=True)
             _PIPELINES[category] = pipe
         pipe = _PIPELINES[category]

@@ -25,6 +25,7 @@ from .fileio import file_digest, write_bytes_atomic, write_json_atomic
 from .metrics import (fid_kid_from_features, images_digest, inception_extractor, inception_features,
                       inception_weights, wasserstein_1d)
 from .provenance import library_versions, weights_sha256
+from .release import load_folder_code
 from .settings import METRIC_RENDER, default_cache_dir, scheduler_class
 
 logger = logging.getLogger("evaluate")
@@ -92,13 +93,10 @@ def reference_floor_indices(split: dict, num: int, seed: int) -> list[int]:
 
 def generate(model: str, num: int, args) -> tuple[list, dict]:
     """Sample ``num`` sketches (pixel strokes) from a pipeline; also return the sampling settings used."""
-    from diffusers import DiffusionPipeline
-
     try:
-        pipe = DiffusionPipeline.from_pretrained(model, trust_remote_code=True)
-    except Exception as exc:  # a missing or damaged file of the folder: say which model, not where in diffusers
-        raise ValueError(f"--model {model} does not load as a pipeline ({type(exc).__name__}: {exc}); a saved folder "
-                         "holds model_index.json, pipeline.py and its modules, and each component's folder") from None
+        pipe = load_folder_code(model)
+    except ValueError as exc:
+        raise ValueError(f"--model {exc}") from None
     pipe.set_progress_bar_config(disable=True)
     if args.scheduler != "saved":
         pipe.scheduler = scheduler_class(args.scheduler).from_config(pipe.scheduler.config)

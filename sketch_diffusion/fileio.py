@@ -83,7 +83,8 @@ def trim_jsonl(path: str | os.PathLike, last_step: int) -> None:
     path = Path(path)
     if not path.is_file():
         return
-    lines = path.read_text(encoding="utf-8").splitlines()
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
 
     def kept(line: str) -> bool:
         try:
@@ -93,7 +94,7 @@ def trim_jsonl(path: str | os.PathLike, last_step: int) -> None:
             return False
 
     remaining = [line + "\n" for line in lines if kept(line)]
-    if len(remaining) != len(lines) or not path.read_text(encoding="utf-8").endswith("\n"):
+    if len(remaining) != len(lines) or not text.endswith("\n"):
         write_text_atomic(path, "".join(remaining))
 
 

@@ -319,8 +319,9 @@ def load_folder_code(model_dir: str | os.PathLike):
     try:
         return DiffusionPipeline.from_pretrained(model_dir, trust_remote_code=True)
     except Exception as exc:
-        raise ValueError(f"{model_dir} does not load with its own code ({type(exc).__name__}: {exc}); a pipeline "
-                         "folder holds model_index.json, pipeline.py and the modules it imports") from None
+        raise ValueError(f"{model_dir} does not load as a pipeline with its own code ({type(exc).__name__}: {exc}); "
+                         "a saved folder holds model_index.json, pipeline.py and its modules, and each component's "
+                         "folder") from None
 
 
 def load_with_this_checkout(model_dir: str | os.PathLike):

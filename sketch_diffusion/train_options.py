@@ -164,7 +164,7 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
         if not ok:
             p.error(f"--{name} must be {what}, got {value}")
     output_dir = Path(args.output_dir)
-    own_checkpoints = list_checkpoints(output_dir / "checkpoints") if (output_dir / "checkpoints").is_dir() else []
+    own_checkpoints = list_checkpoints(output_dir / "checkpoints")
     if (output_dir / "model_index.json").is_file() and not own_checkpoints and not args.overwrite_output_dir:
         p.error(f"--output-dir {output_dir} holds a trained pipeline (model_index.json) and no checkpoint of a run "
                 "to resume: a new run would replace it. Choose another --output-dir, or pass --overwrite-output-dir")

@@ -222,7 +222,7 @@ def validation_loss(model: StrokeDiffusionModel, noise_scheduler, strokes: torch
 
 
 def list_checkpoints(folder: Path) -> list[Path]:
-    """Complete checkpoints (with their marker file), oldest first."""
+    """Complete checkpoints (with their marker file), oldest first; none in a folder that does not exist."""
     found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and (p / CHECKPOINT_MARKER).is_file()
              and p.name.split("-")[-1].isdigit()]
     return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
@@ -306,10 +306,14 @@ def run_record(options: dict, changeable: set, **extra) -> dict:
     return json.loads(json.dumps(dict({k: v for k, v in options.items() if k not in changeable}, **extra)))
 
 
-def _other_options(checkpoint: Path, run: dict) -> dict[str, str]:
-    """The options of ``run`` that the run of ``checkpoint`` had otherwise, each as "key=old there, new here" (none
-    for a checkpoint that recorded no run, or for options it did not record: those came later)."""
-    saved = json.loads((checkpoint / CHECKPOINT_MARKER).read_text()).get("run") or {}
+def _recorded_run(checkpoint: Path) -> dict:
+    """The ``run`` a checkpoint recorded (``save_checkpoint``); empty for one that recorded none."""
+    return json.loads((checkpoint / CHECKPOINT_MARKER).read_text()).get("run") or {}
+
+
+def _other_options(saved: dict, run: dict) -> dict[str, str]:
+    """The options of ``run`` that a checkpoint's recorded run ``saved`` had otherwise, each as "key=old there, new
+    here" (none for options it did not record: those came later)."""
     return {key: f"{key}={saved[key]!r} there, {value!r} here" for key, value in run.items()
             if key in saved and saved[key] != value}
 
@@ -325,7 +329,7 @@ def resume_point(arg: str | None, folder: Path, run: dict, elsewhere: str,
     the new flags); options in ``may_change`` (the run's length, which a resume may extend) are only logged.
     ``elsewhere`` says where else to start afresh, e.g. "another --output-dir".
     """
-    found = list_checkpoints(folder) if folder.is_dir() else []
+    found = list_checkpoints(folder)
     afresh = f"start afresh in {elsewhere} (or delete {folder})"
     if arg in (None, "none"):
         if found:
@@ -336,16 +340,17 @@ def resume_point(arg: str | None, folder: Path, run: dict, elsewhere: str,
     if path is None:
         return None, 0, 0.0
     step, seconds = verify_checkpoint(path)
-    for checkpoint in dict.fromkeys([path] + found[-1:]):  # the one resumed and the folder's latest
-        differ = _other_options(checkpoint, run)
+    recorded = {checkpoint: _recorded_run(checkpoint) for checkpoint in [path] + found[-1:]}  # resumed, latest
+    for checkpoint, saved in recorded.items():
+        differ = _other_options(saved, run)
         if "trainer" in differ:
-            saved = json.loads((checkpoint / CHECKPOINT_MARKER).read_text())["run"]["trainer"]
-            raise ValueError(f"checkpoint {checkpoint} was written by {saved}, not {run['trainer']}: {afresh}")
+            raise ValueError(f"checkpoint {checkpoint} was written by {saved['trainer']}, not {run['trainer']}: "
+                             f"{afresh}")
         refused = [text for key, text in differ.items() if key not in may_change]
         if refused:
             raise ValueError(f"checkpoint {checkpoint} is of a run with other options ({'; '.join(refused)}): resume "
                              f"with that run's options, or {afresh}")
-    differ = _other_options(path, run)
+    differ = _other_options(recorded[path], run)
     for key in may_change:
         if key in differ:
             logger.warning("resuming %s with %s: the learning-rate schedule follows the new length from here on",
