@@ -63,10 +63,12 @@ def parse_args(argv=None) -> argparse.Namespace:
            args.checkpoints_total_limit) < 1 or args.max_seq_len < 2:
         p.error("--train-batch-size, --max-steps, --hidden-size, --num-mixtures, --checkpointing-steps and "
                 "--checkpoints-total-limit must be at least 1, --max-seq-len at least 2")
-    for name in ("dropout", "learning_rate", "lr_decay", "max_grad_norm", "max_train_minutes"):
+    for name, ok, want in (("dropout", lambda v: 0 <= v < 1, "in [0, 1)"),
+                           ("lr_decay", lambda v: 0 < v <= 1, "in (0, 1]"), ("learning_rate", lambda v: v > 0, "> 0"),
+                           ("max_grad_norm", lambda v: v > 0, "> 0"), ("max_train_minutes", lambda v: v > 0, "> 0")):
         value = getattr(args, name)
-        if value is not None and not (math.isfinite(value) and value >= 0):
-            p.error(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
+        if value is not None and not (math.isfinite(value) and ok(value)):
+            p.error(f"--{name.replace('_', '-')} must be a finite number {want}, got {value}")
     return args
 
 

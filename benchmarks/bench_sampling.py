@@ -14,7 +14,7 @@ import torch
 from common import machine, peak_rss_mb
 
 from sketch_diffusion.evaluation import default_inference_steps, sample_in_batches
-from sketch_diffusion.settings import positive_int
+from sketch_diffusion.settings import pipeline_folder, positive_int
 
 
 def load(model: str | None, fixed_strokes: int):
@@ -38,7 +38,7 @@ def load(model: str | None, fixed_strokes: int):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", help="pipeline folder (default: random default-size model)")
+    parser.add_argument("--model", type=pipeline_folder, help="pipeline folder (default: random default-size model)")
     parser.add_argument("--fixed-strokes", type=positive_int, default=8, help="strokes per sketch for the random model")
     parser.add_argument("--total", type=positive_int, default=2000, help="sketches for the test-split-size run")
     parser.add_argument("--total-steps", type=int, default=None,

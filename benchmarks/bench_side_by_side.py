@@ -22,7 +22,7 @@ from sketch_diffusion.data import to_ndjson_record
 from sketch_diffusion.evaluation import default_inference_steps, sample_in_batches
 from sketch_diffusion.sketch_rnn import PretrainedSketchRNN, sample_sketches
 from sketch_diffusion.training import resolve_mixed_precision
-from sketch_diffusion.settings import positive_int
+from sketch_diffusion.settings import pipeline_folder, positive_int
 
 
 def timed_rounds(rows: dict, num: int, repeats: int = 1) -> dict:
@@ -65,7 +65,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pretrained", default=str(SHARED / "data" / "sketchrnn_models" / "rabbit.gen.json"))
     parser.add_argument("--baseline", default=None, help="train_sketch_rnn.py output folder (optional)")
-    parser.add_argument("--diffusion", required=True, help="pipeline folder")
+    parser.add_argument("--diffusion", required=True, type=pipeline_folder, help="pipeline folder")
     parser.add_argument("--num", type=positive_int, default=2000)
     parser.add_argument("--batch-size", type=positive_int, default=2000, help="diffusion sketches per pipeline call")
     parser.add_argument("--steps", type=int, default=None, help="diffusion steps per stroke (default: the pipeline's)")

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import torch
 from common import machine  # also puts the repository on sys.path
-from sketch_diffusion.settings import positive_int
+from sketch_diffusion.settings import pipeline_folder, positive_int
 
 
 def stroke_figures(sketches) -> tuple[float, float]:
@@ -27,7 +27,7 @@ def main():
     from diffusers import DiffusionPipeline
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="models/rabbit")
+    parser.add_argument("--model", default="models/rabbit", type=pipeline_folder)
     parser.add_argument("--num", type=positive_int, default=64)
     parser.add_argument("--steps", type=positive_int, default=20)
     args = parser.parse_args()

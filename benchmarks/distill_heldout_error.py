@@ -18,13 +18,15 @@ from common import machine
 
 from sketch_diffusion.distillation import (consistency_loss, lcm_scheduler, load_teacher, teacher_sketches,
                                            teacher_timesteps, teacher_trajectories)
-from sketch_diffusion.settings import positive_int
+from sketch_diffusion.settings import pipeline_folder, positive_int
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True, help="distilled pipeline folder: its transformer is the teacher")
-    parser.add_argument("--student", default=None, help="folder whose distilled_transformer to score (default: --model)")
+    parser.add_argument("--model", required=True, type=pipeline_folder,
+                        help="distilled pipeline folder: its transformer is the teacher")
+    parser.add_argument("--student", default=None, type=pipeline_folder,
+                        help="folder whose distilled_transformer to score (default: --model)")
     parser.add_argument("--sketches", type=positive_int, default=1000)
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--first-step-fraction", type=float, default=0.7)

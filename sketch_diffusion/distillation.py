@@ -35,7 +35,7 @@ from pipeline.representation import pack_sketches
 from .fileio import append_jsonl, atomic_path, file_digest, trim_jsonl, write_json_atomic
 from .provenance import library_versions
 from .release import load_with_this_checkout, save_pretrained_atomic
-from .settings import default_cache_dir
+from .settings import DefaultsHelpFormatter, default_cache_dir
 from .training import (load_training_data, resolve_mixed_precision, resume_point, run_record, save_checkpoint,
                        stop_if_not_finite)
 
@@ -49,36 +49,33 @@ logger = logging.getLogger(__name__)
 
 
 def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=description)
+    p = argparse.ArgumentParser(description=description, formatter_class=DefaultsHelpFormatter)
     p.add_argument("--model", required=True, help="trained pipeline folder (train.py's --output-dir): the teacher")
     p.add_argument("--output-dir", help="where the distilled pipeline goes; default: --model itself, which gains "
                                         "distilled_transformer/ and LCMScheduler as its scheduler (file by file, "
                                         "each write atomic)")
     p.add_argument("--work-dir", help="teacher trajectories, checkpoints and logs; default: outputs/distill-<model>")
     p.add_argument("--teacher-sketches", type=int, default=20_000,
-                   help="sketches the teacher draws whose strokes (with the training drawings') are distilled "
-                        "(default: %(default)s)")
-    p.add_argument("--max-steps", type=int, default=8000, help="training steps (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=1024, help="trajectory points per step (default: %(default)s)")
-    p.add_argument("--learning-rate", type=float, default=3e-4, help="AdamW (default: %(default)s)")
-    p.add_argument("--lr-warmup-steps", type=int, default=100, help="then cosine decay to 0 (default: %(default)s)")
+                   help="sketches the teacher draws whose strokes (with the training drawings') are distilled")
+    p.add_argument("--max-steps", type=int, default=8000, help="training steps")
+    p.add_argument("--batch-size", type=int, default=1024, help="trajectory points per step")
+    p.add_argument("--learning-rate", type=float, default=3e-4, help="AdamW")
+    p.add_argument("--lr-warmup-steps", type=int, default=100, help="then cosine decay to 0")
     p.add_argument("--first-step-fraction", type=float, default=0.7,
-                   help="fraction of each batch at the first timestep (pure noise), where every sampling run starts "
-                        "(default: %(default)s)")
-    p.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping (default: %(default)s)")
+                   help="fraction of each batch at the first timestep (pure noise), where every sampling run starts")
+    p.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping")
     p.add_argument("--mixed-precision", default="auto", choices=("auto", "no", "bf16", "fp16"),
                    help="autocast of the student's forward; auto: bf16 where the device computes it natively, else no. "
                         "With bf16 the folder samples the student under bf16 autocast too, where native "
-                        "(distilled_mixed_precision) (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="of the teacher's sketches and paths and of the batches "
-                                                        "(default: %(default)s)")
+                        "(distilled_mixed_precision)")
+    p.add_argument("--seed", type=int, default=0, help="of the teacher's sketches and paths and of the batches")
     p.add_argument("--cache-dir", default=str(default_cache_dir()),
-                   help="cache of the Arrow datasets built from the training data file (default: %(default)s)")
-    p.add_argument("--checkpointing-steps", type=int, default=1000, help="(default: %(default)s)")
-    p.add_argument("--checkpoints-total-limit", type=int, default=2, help="(default: %(default)s)")
+                   help="cache of the Arrow datasets built from the training data file")
+    p.add_argument("--checkpointing-steps", type=int, default=1000, help="save a checkpoint every N steps")
+    p.add_argument("--checkpoints-total-limit", type=int, default=2, help="how many checkpoints to keep")
     p.add_argument("--resume-from-checkpoint", default="latest",
-                   help="'latest' (in --work-dir), a checkpoint folder, or 'none' (default: %(default)s)")
-    p.add_argument("--log-interval", type=int, default=100, help="steps between loss log lines (default: %(default)s)")
+                   help="'latest' (in --work-dir), a checkpoint folder, or 'none'")
+    p.add_argument("--log-interval", type=int, default=100, help="steps between loss log lines")
     p.add_argument("--overwrite-output-dir", action="store_true",
                    help="write into an --output-dir (other than --model) that already holds a pipeline, replacing it")
     args = p.parse_args(argv)

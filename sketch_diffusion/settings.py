@@ -12,7 +12,7 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     text already says it."""
 
     def _get_help_string(self, action):
-        if action.default in (None, False) or "default" in (action.help or ""):
+        if action.default is None or action.default is False or "default" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
 
@@ -29,6 +29,13 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def pipeline_folder(text: str) -> str:
+    """argparse ``type`` of a saved pipeline folder (one with ``model_index.json``)."""
+    if not (Path(text) / "model_index.json").is_file():
+        raise argparse.ArgumentTypeError(f"{text} is not a pipeline folder (no model_index.json)")
+    return text
 
 
 # How drawings are rendered for FID/KID: Inception's input size, line width in output pixels.

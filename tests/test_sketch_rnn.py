@@ -152,3 +152,18 @@ def test_a_model_file_that_cannot_end_a_sketch_is_named_not_a_hang(tmp_path):
 
     with pytest.raises(ValueError, match="rarely ends a sketch within 4 points"):
         sample_sketches(never_lifts_the_pen, 2, 4, 1.0, batch_size=2, progress=False)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--learning-rate", "0"], "--learning-rate must be a finite number > 0, got 0.0"),
+    (["--max-grad-norm", "0"], "--max-grad-norm must be a finite number > 0, got 0.0"),
+    (["--lr-decay", "1.5"], "--lr-decay must be a finite number in (0, 1], got 1.5"),
+    (["--dropout", "1"], "--dropout must be a finite number in [0, 1), got 1.0"),
+    (["--max-train-minutes", "-1"], "--max-train-minutes must be a finite number > 0, got -1.0"),
+])
+def test_bad_sketch_rnn_training_flags_are_named(tmp_path, capsys, extra, message):
+    import train_sketch_rnn
+
+    with pytest.raises(SystemExit):
+        train_sketch_rnn.parse_args(["--category", "rabbit", "--output-dir", str(tmp_path), *extra])
+    assert message in capsys.readouterr().err
