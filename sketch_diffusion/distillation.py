@@ -35,7 +35,7 @@ from pipeline.representation import pack_sketches
 from .fileio import append_jsonl, atomic_path, file_digest, trim_jsonl, write_json_atomic
 from .provenance import library_versions
 from .release import load_with_this_checkout, save_pretrained_atomic
-from .settings import DefaultsHelpFormatter, default_cache_dir
+from .settings import DefaultsHelpFormatter, default_cache_dir, pipeline_folder
 from .training import (load_training_data, resolve_mixed_precision, resume_point, run_record, save_checkpoint,
                        stop_if_not_finite)
 
@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=description, formatter_class=DefaultsHelpFormatter)
-    p.add_argument("--model", required=True, help="trained pipeline folder (train.py's --output-dir): the teacher")
+    p.add_argument("--model", required=True, type=pipeline_folder, help="trained pipeline folder (train.py's --output-dir): the teacher")
     p.add_argument("--output-dir", help="where the distilled pipeline goes; default: --model itself, which gains "
                                         "distilled_transformer/ and LCMScheduler as its scheduler (file by file, "
                                         "each write atomic)")
@@ -89,8 +89,6 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
         value = getattr(args, name)
         if not (math.isfinite(value) and value > 0):
             p.error(f"--{name.replace('_', '-')} must be > 0, got {value}")
-    if not (Path(args.model) / "model_index.json").is_file():
-        p.error(f"--model {args.model} is not a pipeline folder (no model_index.json)")
     args.output_dir = args.output_dir or args.model
     other = Path(args.output_dir).resolve() != Path(args.model).resolve()
     if other and (Path(args.output_dir) / "model_index.json").is_file() and not args.overwrite_output_dir:
