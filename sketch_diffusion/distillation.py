@@ -8,6 +8,11 @@ learns to jump from any such point to the end in one call, in ``LCMScheduler``'s
 ``prediction_type`` and LCM's boundary scalings). ``LCMScheduler`` with ``original_inference_steps`` = the teacher's
 steps then samples it on a subset of the teacher's timesteps: ``DISTILLED_NUM_INFERENCE_STEPS`` model calls a stroke.
 
+A second, adversarial phase (adversarial diffusion distillation, Sauer et al. 2023, in small) then sharpens the
+one-step strokes: a ``StrokeDiscriminator`` learns to tell the training drawings' real strokes from the student's
+one-step strokes given the same real histories, and the student learns to fool it while it keeps the distillation
+loss, the two balanced by their gradient norms at the student's last layer (``adaptive_weight``).
+
 ``distill.py`` is the command line; ``distill`` below is the whole run: trajectories (cached in the work folder),
 training with checkpoints and resume, export into the pipeline folder.
 """
@@ -26,7 +31,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.utils.parametrizations import spectral_norm
 
 from pipeline.modeling_stroke_diffusion import StrokeDiffusionModel
 from pipeline.pipeline_stroke_diffusion import DEFAULT_NUM_INFERENCE_STEPS, StrokeDiffusionPipeline
@@ -64,6 +71,18 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
     p.add_argument("--first-step-fraction", type=float, default=0.7,
                    help="fraction of each batch at the first timestep (pure noise), where every sampling run starts")
     p.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping")
+    p.add_argument("--adversarial-steps", type=int, default=3000,
+                   help="steps of the adversarial phase after --max-steps, the discriminator's warm-up included; 0: "
+                        "none")
+    p.add_argument("--discriminator-warmup-steps", type=int, default=500,
+                   help="first steps of the adversarial phase in which only the discriminator learns")
+    p.add_argument("--adversarial-weight", type=float, default=0.5,
+                   help="the adversarial loss's weight relative to the distillation loss, after their gradients at "
+                        "the student's last layer are balanced")
+    p.add_argument("--adversarial-learning-rate", type=float, default=2e-5,
+                   help="the student's AdamW in the adversarial phase, cosine decay to 0")
+    p.add_argument("--discriminator-learning-rate", type=float, default=4e-4,
+                   help="the discriminator's AdamW, constant")
     p.add_argument("--mixed-precision", default="auto", choices=("auto", "no", "bf16", "fp16"),
                    help="autocast of the student's forward; auto: bf16 where the device computes it natively, else no. "
                         "With bf16 the folder samples the student under bf16 autocast too, where native "
@@ -83,9 +102,16 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
                  "log_interval"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.adversarial_steps < 0 or (args.adversarial_steps and
+                                      not 0 <= args.discriminator_warmup_steps < args.adversarial_steps):
+        p.error("--adversarial-steps must be >= 0 and --discriminator-warmup-steps in [0, --adversarial-steps), got "
+                f"{args.adversarial_steps} and {args.discriminator_warmup_steps}")
+    if not (math.isfinite(args.adversarial_weight) and args.adversarial_weight >= 0):
+        p.error(f"--adversarial-weight must be >= 0, got {args.adversarial_weight}")
     if not 0 <= args.first_step_fraction <= 1:
         p.error(f"--first-step-fraction must be in [0, 1], got {args.first_step_fraction}")
-    for name in ("learning_rate", "max_grad_norm", "lr_warmup_steps"):
+    for name in ("learning_rate", "max_grad_norm", "lr_warmup_steps", "adversarial_learning_rate",
+                 "discriminator_learning_rate"):
         value = getattr(args, name)
         if not (math.isfinite(value) and value > 0):
             p.error(f"--{name.replace('_', '-')} must be > 0, got {value}")
@@ -152,13 +178,29 @@ def teacher_trajectories(teacher: StrokeDiffusionPipeline, strokes: torch.Tensor
     contexts, paths, device = [], [], teacher.transformer.device
     for start in tqdm(range(0, len(strokes), batch_size), desc="teacher trajectories", unit="batch"):
         batch, n = strokes[start : start + batch_size].to(device), lengths[start : start + batch_size].to(device)
-        valid = torch.arange(batch.shape[1], device=device)[None, :] < n[:, None]
-        context = teacher.transformer.encode_history(batch)[:, : batch.shape[1]][valid]
+        context, _ = next_stroke_pairs(teacher.transformer, batch, n)
         _, path = teacher.denoise_stroke(copy.deepcopy(teacher.scheduler), context, DEFAULT_NUM_INFERENCE_STEPS, 1.0,
                                          generator, 1.0, return_trajectory=True)
         contexts.append(context.cpu())
         paths.append(path.cpu())
     return torch.cat(contexts), torch.cat(paths, dim=1)
+
+
+def next_stroke_pairs(model: StrokeDiffusionModel, strokes: torch.Tensor, lengths: torch.Tensor):
+    """Every stroke of ``strokes (N, S, P, 2)`` with ``lengths (N,)`` and the context of the strokes before it:
+    ``(contexts (M, D), strokes (M, P, 2))``, M = ``lengths.sum()``."""
+    valid = torch.arange(strokes.shape[1], device=strokes.device)[None, :] < lengths[:, None]
+    return model.encode_history(strokes)[:, : strokes.shape[1]][valid], strokes[valid]
+
+
+@torch.no_grad()
+def real_stroke_pairs(model: StrokeDiffusionModel, strokes: torch.Tensor, lengths: torch.Tensor,
+                      batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+    """``next_stroke_pairs`` of the training drawings ``strokes (N, S, P, 2)``, in batches, on the CPU."""
+    pairs = [next_stroke_pairs(model, strokes[i : i + batch_size].to(model.device),
+                               lengths[i : i + batch_size].to(model.device))
+             for i in range(0, len(strokes), batch_size)]
+    return torch.cat([c for c, _ in pairs]).float().cpu(), torch.cat([s for _, s in pairs]).cpu()
 
 
 def teacher_digest(model_dir: Path) -> str:
@@ -207,10 +249,10 @@ def teacher_timesteps(teacher: StrokeDiffusionPipeline) -> torch.Tensor:
     return scheduler.timesteps.long()
 
 
-def consistency_loss(student, scheduler, sample: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor,
-                     target: torch.Tensor) -> torch.Tensor:
-    """Mean squared error between ``target (N, P, 2)`` and the stroke ``scheduler`` (an ``LCMScheduler``) denoises in
-    one step from ``sample (N, P, 2)`` at ``timesteps (N,)`` with the student's output."""
+def one_step_stroke(student, scheduler, sample: torch.Tensor, timesteps: torch.Tensor,
+                    context: torch.Tensor) -> torch.Tensor:
+    """The stroke ``(N, P, 2)`` that ``scheduler`` (an ``LCMScheduler``) denoises in one step from ``sample (N, P, 2)``
+    at ``timesteps (N,)`` with the student's output given ``context (N, D)``; float32."""
     output = student(sample, timesteps, context).float()
     alphas_cumprod = scheduler.alphas_cumprod.to(sample.device)[timesteps]
     alpha, sigma = alphas_cumprod.sqrt()[:, None, None], (1 - alphas_cumprod).sqrt()[:, None, None]
@@ -222,8 +264,47 @@ def consistency_loss(student, scheduler, sample: torch.Tensor, timesteps: torch.
     else:
         x0 = output
     c_skip, c_out = scheduler.get_scalings_for_boundary_condition_discrete(timesteps)
-    denoised = c_out[:, None, None] * x0 + c_skip[:, None, None] * sample
-    return F.mse_loss(denoised, target)
+    return c_out[:, None, None] * x0 + c_skip[:, None, None] * sample
+
+
+def consistency_loss(student, scheduler, sample: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor,
+                     target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error between ``target (N, P, 2)`` and the student's ``one_step_stroke`` from ``sample``."""
+    return F.mse_loss(one_step_stroke(student, scheduler, sample, timesteps, context), target)
+
+
+class StrokeDiscriminator(nn.Module):
+    """Logit that a stroke ``(N, P, 2)`` is a real one given its history's ``context (N, D)``: four 1-D convolutions
+    along the points (the last two halve them), a linear layer, and a projection onto the context (Miyato and
+    Koyama, 2018); spectral norm on every layer. It computes in float32 under any autocast."""
+
+    def __init__(self, points_per_stroke: int, context_width: int, channels: int = 64, hidden: int = 256):
+        super().__init__()
+        if points_per_stroke % 4:
+            raise ValueError(f"the discriminator halves the points twice: {points_per_stroke} is not a multiple of 4")
+        c = channels
+        self.convs = nn.ModuleList([spectral_norm(nn.Conv1d(2, c, 5, padding=2)),
+                                    spectral_norm(nn.Conv1d(c, c, 5, padding=2)),
+                                    spectral_norm(nn.Conv1d(c, 2 * c, 4, stride=2, padding=1)),
+                                    spectral_norm(nn.Conv1d(2 * c, 2 * c, 4, stride=2, padding=1))])
+        self.fc = spectral_norm(nn.Linear(2 * c * points_per_stroke // 4, hidden))
+        self.out = spectral_norm(nn.Linear(hidden, 1))
+        self.embed = spectral_norm(nn.Linear(context_width, hidden))
+
+    def forward(self, stroke: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(stroke.device.type, enabled=False):
+            h = stroke.float().transpose(1, 2)
+            for conv in self.convs:
+                h = F.leaky_relu(conv(h), 0.2)
+            h = F.leaky_relu(self.fc(h.flatten(1)), 0.2)
+            return self.out(h).squeeze(-1) + (h * self.embed(context.float())).sum(-1)
+
+
+def adaptive_weight(distillation: torch.Tensor, adversarial: torch.Tensor, layer: torch.Tensor) -> torch.Tensor:
+    """``|grad distillation| / |grad adversarial|`` at the weights ``layer`` (VQGAN's balance of two losses), at most
+    1e4; the graph is kept for the backward pass."""
+    grads = [torch.autograd.grad(loss, layer, retain_graph=True)[0].norm() for loss in (distillation, adversarial)]
+    return (grads[0] / (grads[1] + 1e-8)).clamp(max=1e4).detach()
 
 
 def lcm_scheduler(teacher_config):
@@ -283,32 +364,60 @@ def distill(args) -> Path:
                                                                                     / args.max_steps))
 
     lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    student, optimizer, lr_scheduler = accelerator.prepare(student, optimizer, lr_scheduler)
+    objects, total = [student, optimizer, lr_scheduler], args.max_steps + args.adversarial_steps
+    if args.adversarial_steps:  # the adversarial phase: a discriminator, and a fresh optimizer for the student
+        real_contexts, real_strokes = real_stroke_pairs(teacher.transformer, *training_sketches(model_dir,
+                                                                                                 args.cache_dir))
+        discriminator = StrokeDiscriminator(targets.shape[1], contexts.shape[1])
+        student_steps = args.adversarial_steps - args.discriminator_warmup_steps
+        adversarial_optimizer = torch.optim.AdamW(trainable, lr=args.adversarial_learning_rate, betas=(0.9, 0.99),
+                                                  weight_decay=0.0, foreach=True)
+        objects += [discriminator, torch.optim.AdamW(discriminator.parameters(), lr=args.discriminator_learning_rate,
+                                                     betas=(0.0, 0.99), weight_decay=0.0),
+                    adversarial_optimizer, torch.optim.lr_scheduler.LambdaLR(
+                        adversarial_optimizer, lambda k: 0.5 * (1 + math.cos(math.pi * min(k, student_steps)
+                                                                             / student_steps)))]
+    student, optimizer, lr_scheduler, *adversarial = accelerator.prepare(*objects)
     if resume is not None:
         accelerator.load_state(str(resume))
     trim_jsonl(log_file, step)  # lines past the checkpoint are logged again
+    unwrapped = accelerator.unwrap_model(student)
+    last_layer = (unwrapped.conv_out if unwrapped.conv_out is not None else unwrapped.head_out).weight
 
-    started, window = time.time() - elapsed, []
+    started, window, device = time.time() - elapsed, [], accelerator.device
     student.train()
-    for step in tqdm(range(step, args.max_steps), initial=step, total=args.max_steps, desc="distillation"):
+    for step in tqdm(range(step, total), initial=step, total=total, desc="distillation"):
         generator = torch.Generator().manual_seed(int(np.random.SeedSequence([args.seed, step]).generate_state(1)[0]))
         rows = torch.randint(0, len(contexts), (args.batch_size,), generator=generator)
         point = torch.randint(0, len(timesteps), (args.batch_size,), generator=generator)
         point[torch.rand(args.batch_size, generator=generator) < args.first_step_fraction] = 0
-        batch = (paths[point, rows], timesteps[point], contexts[rows], targets[rows])
-        loss = consistency_loss(student, scheduler, *(tensor.to(accelerator.device) for tensor in batch))
-        stop_if_not_finite(loss, "distillation loss", step + 1, checkpoint_dir)
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(trainable, args.max_grad_norm)
-        optimizer.step()
-        lr_scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        window.append(loss.item())
-        if (step + 1) % args.log_interval == 0 or step + 1 == args.max_steps:
-            append_jsonl(log_file, {"step": step + 1, "loss": float(np.mean(window)),
-                                    "lr": lr_scheduler.get_last_lr()[0], "seconds": round(time.time() - started, 1)})
+        batch = [tensor.to(device) for tensor in (paths[point, rows], timesteps[point], contexts[rows], targets[rows])]
+        if step < args.max_steps:
+            loss = consistency_loss(student, scheduler, *batch)
+            stop_if_not_finite(loss, "distillation loss", step + 1, checkpoint_dir)
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(trainable, args.max_grad_norm)
+            record = {"loss": loss.item(), "lr": lr_scheduler.get_last_lr()[0]}  # the learning rate of this step
+            optimizer.step()
+            lr_scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+        else:
+            real = torch.randint(0, len(real_contexts), (args.batch_size // 2,), generator=generator)
+            noise = torch.randn(len(real), *targets.shape[1:], generator=generator)
+            record = adversarial_step(args, student, *adversarial, scheduler, batch, noise.to(device),
+                                      real_contexts[real].to(device), real_strokes[real].to(device), timesteps[0],
+                                      step >= args.max_steps + args.discriminator_warmup_steps, trainable, last_layer,
+                                      accelerator)
+            for name in ("loss", "discriminator_loss"):
+                stop_if_not_finite(record[name], name.replace("_", " "), step + 1, checkpoint_dir)
+        window.append(record)
+        if (step + 1) % args.log_interval == 0 or step + 1 == total:
+            names = dict.fromkeys(name for record in window for name in record)  # the adversarial phase logs more
+            append_jsonl(log_file, {"step": step + 1, **{name: float(np.mean([r[name] for r in window if name in r]))
+                                                         for name in names},
+                                    "seconds": round(time.time() - started, 1)})
             window = []
-        if (step + 1) % args.checkpointing_steps == 0 and step + 1 < args.max_steps:
+        if (step + 1) % args.checkpointing_steps == 0 and step + 1 < total:
             save_checkpoint(accelerator, checkpoint_dir, step + 1, args.checkpoints_total_limit, time.time() - started,
                             run)
 
@@ -323,10 +432,43 @@ def distill(args) -> Path:
         shutil.copyfile(log_file, tmp)
     write_json_atomic(output_dir / "distillation_config.json", {
         **vars(args), "mixed_precision": accelerator.mixed_precision, "trajectory_points": int(len(contexts)),
+        "real_strokes": int(len(real_strokes)) if args.adversarial_steps else 0,
         "teacher_steps": DEFAULT_NUM_INFERENCE_STEPS, "teacher_weights_sha256": teacher_sha256,
         "minutes": round((time.time() - started) / 60, 1), "libraries": library_versions(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     return output_dir
+
+
+def adversarial_step(args, student, discriminator, discriminator_optimizer, student_optimizer, student_lr_scheduler,
+                     scheduler, batch: list, noise: torch.Tensor, real_contexts: torch.Tensor,
+                     real_strokes: torch.Tensor, first_timestep: torch.Tensor, train_student: bool, trainable: list,
+                     last_layer: torch.Tensor, accelerator) -> dict:
+    """One step of the adversarial phase. The discriminator learns (hinge loss) real strokes ``real_strokes (B, P, 2)``
+    from the student's one-step strokes from ``noise (B, P, 2)``, both given ``real_contexts (B, D)``; then, if
+    ``train_student``, the student learns the distillation loss on ``batch`` plus ``args.adversarial_weight`` times
+    the balanced adversarial loss. Returns the step's losses and the student's learning rate in it."""
+    with torch.set_grad_enabled(train_student):
+        loss = consistency_loss(student, scheduler, *batch)
+        fake = one_step_stroke(student, scheduler, noise, first_timestep.expand(len(noise)).to(noise.device),
+                               real_contexts)
+    discriminator_loss = (F.relu(1 - discriminator(real_strokes, real_contexts)).mean()
+                          + F.relu(1 + discriminator(fake.detach(), real_contexts)).mean())
+    accelerator.backward(discriminator_loss)
+    discriminator_optimizer.step()
+    discriminator_optimizer.zero_grad(set_to_none=True)
+    record = {"loss": loss.item(), "discriminator_loss": discriminator_loss.item(), "lr": 0.0}
+    if train_student:
+        adversarial_loss = -discriminator(fake, real_contexts).mean()
+        weight = args.adversarial_weight * adaptive_weight(loss, adversarial_loss, last_layer)
+        accelerator.backward(loss + weight * adversarial_loss)
+        discriminator_optimizer.zero_grad(set_to_none=True)  # the student's loss reached the discriminator too
+        accelerator.clip_grad_norm_(trainable, args.max_grad_norm)
+        record.update(adversarial_loss=adversarial_loss.item(), adversarial_weight=float(weight),
+                      lr=student_lr_scheduler.get_last_lr()[0])
+        student_optimizer.step()
+        student_lr_scheduler.step()
+        student_optimizer.zero_grad(set_to_none=True)
+    return record
 
 
 def export(distilled: StrokeDiffusionPipeline, model_dir: Path, output_dir: Path) -> list[str]:

@@ -176,16 +176,24 @@ def build_model_card(model_dir: str | os.PathLike, repo_id: str | None = None):
     distillation, distilled = _load_json(model_dir / "distillation_config.json"), None
     index = _load_json(model_dir / "model_index.json") or {}
     if distillation:
+        adversarial = distillation.get("adversarial_steps", 0)
         procedure += (
             f" Distilled sampler: `distill.py`, {distillation['max_steps']:,} steps of {distillation['batch_size']:,} "
             f"trajectory points ({distillation['trajectory_points']:,} points from the strokes of "
             f"{distillation['teacher_sketches']:,} sketches the model drew and of its training drawings, each drawn "
             f"with {distillation['teacher_steps']} DPM-Solver++ steps), AdamW lr {distillation['learning_rate']}, "
-            f"{_precision_words(distillation.get('mixed_precision'))}, {distillation['minutes']:.1f} min of training; "
-            "settings: `distillation_config.json`.")
+            + (f"then {adversarial:,} adversarial steps against the {distillation['real_strokes']:,} strokes of its "
+               "training drawings (a discriminator alone for the first "
+               f"{distillation['discriminator_warmup_steps']:,}, then the student with weight "
+               f"{distillation['adversarial_weight']}, AdamW lr {distillation['adversarial_learning_rate']}), "
+               if adversarial else "")
+            + f"{_precision_words(distillation.get('mixed_precision'))}, {distillation['minutes']:.1f} min of "
+            "training; settings: `distillation_config.json`.")
         distilled = (
             "By default each stroke is drawn in one step: `distilled_transformer`, a copy of the model whose denoiser "
-            "was distilled to jump from noise to the stroke the full model would draw, sampled with `LCMScheduler` "
+            "was distilled to jump from noise to the stroke the full model would draw"
+            + (" and then trained against a discriminator of real strokes" if adversarial else "")
+            + ", sampled with `LCMScheduler` "
             "(1 to 10 steps; 1 is the default)"
             + (", under bfloat16 autocast where the hardware computes bfloat16 natively (a CPU with AVX512-BF16 or AMX, "
                "a GPU with bf16), in float32 elsewhere" if index.get("distilled_mixed_precision") == "bf16" else "")

@@ -13,6 +13,8 @@ from conftest import needs_shared
 from test_train import assert_same_weights, one_cpu_thread, train_here
 
 WEIGHTS = "diffusion_pytorch_model.safetensors"
+# 4 distillation steps, then 2 of the discriminator alone and 2 adversarial ones
+PHASES = ("--max-steps", "4", "--adversarial-steps", "4", "--discriminator-warmup-steps", "2", "--log-interval", "1")
 
 
 def distill_argv(teacher: Path, out: Path, *extra: str) -> list[str]:
@@ -39,8 +41,7 @@ def teacher(tmp_path_factory):
 @pytest.fixture(scope="module")
 def distilled(teacher):
     with one_cpu_thread():
-        return distill_here(distill_argv(teacher, teacher.parent / "student", "--max-steps", "4",
-                                         "--checkpointing-steps", "2"))
+        return distill_here(distill_argv(teacher, teacher.parent / "student", *PHASES, "--checkpointing-steps", "2"))
 
 
 @needs_shared
@@ -63,10 +64,39 @@ def test_distilled_folder_loads_with_lcm_and_the_student_beside_its_teacher(teac
     assert json.loads((distilled / "distilled_transformer" / "config.json").read_text())["context_dropout"] == 0.0
     config = json.loads((distilled / "distillation_config.json").read_text())
     assert config["max_steps"] == 4 and config["trajectory_points"] > 0 and config["teacher_steps"] == 10
+    assert config["adversarial_steps"] == 4 and config["real_strokes"] > 0
     index = json.loads((distilled / "model_index.json").read_text())
     assert index["distilled_mixed_precision"] == ("bf16" if config["mixed_precision"] == "bf16" else "no")
     log = [json.loads(line) for line in (distilled / "logs" / "distill_log.jsonl").read_text().splitlines()]
-    assert log[-1]["step"] == 4 and all(entry["loss"] > 0 for entry in log)
+    assert [entry["step"] for entry in log] == [1, 2, 3, 4, 5, 6, 7, 8] and all(entry["loss"] > 0 for entry in log)
+    assert ["discriminator_loss" in entry for entry in log] == [False] * 4 + [True] * 4
+    assert [entry["lr"] > 0 for entry in log] == [True] * 4 + [False] * 2 + [True] * 2  # the warm-up: only D learns
+    assert [entry.get("adversarial_weight", 0) > 0 for entry in log] == [False] * 6 + [True] * 2
+
+
+@needs_shared
+def test_the_adversarial_phase_moves_the_student(teacher, distilled, tmp_path):
+    with one_cpu_thread():
+        plain = distill_here(distill_argv(teacher, tmp_path / "plain", "--max-steps", "4", "--adversarial-steps", "0",
+                                            "--log-interval", "1"))
+    log = [json.loads(line) for line in (plain / "logs" / "distill_log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in log] == [1, 2, 3, 4] and "discriminator_loss" not in log[-1]
+    plain, adversarial = (load_file(folder / "distilled_transformer" / WEIGHTS) for folder in (plain, distilled))
+    moved = [name for name in plain if not torch.equal(plain[name], adversarial[name])]
+    assert moved and all(name.startswith(("head_", "conv_", "time_embed", "context_proj")) for name in moved)
+
+
+def test_the_discriminator_computes_in_float32_and_the_weight_balances_gradients():
+    from sketch_diffusion.distillation import StrokeDiscriminator, adaptive_weight
+
+    discriminator = StrokeDiscriminator(points_per_stroke=8, context_width=6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = discriminator(torch.randn(5, 8, 2), torch.randn(5, 6))
+    assert logits.shape == (5,) and logits.dtype == torch.float32
+    with pytest.raises(ValueError, match="not a multiple of 4"):
+        StrokeDiscriminator(points_per_stroke=6, context_width=6)
+    layer = torch.ones(3, requires_grad=True)
+    assert adaptive_weight(2 * layer.sum(), -8 * layer.sum(), layer).item() == pytest.approx(0.25)
 
 
 @needs_shared
@@ -75,21 +105,23 @@ def test_interrupted_distillation_resumes_to_the_same_student(teacher, distilled
 
     real_loss, calls = distillation.consistency_loss, []
 
-    def dies_at_the_fourth_step(*args):
+    def dies_at_the_seventh_step(*args):  # the first adversarial step of the student, after checkpoint-6
         calls.append(1)
-        if len(calls) == 4:
+        if len(calls) == 7:
             raise KeyboardInterrupt
         return real_loss(*args)
 
-    argv = distill_argv(teacher, tmp_path / "student", "--max-steps", "4", "--checkpointing-steps", "2")
-    with one_cpu_thread(), mock.patch.object(distillation, "consistency_loss", dies_at_the_fourth_step):
+    argv = distill_argv(teacher, tmp_path / "student", *PHASES, "--checkpointing-steps", "2")
+    with one_cpu_thread(), mock.patch.object(distillation, "consistency_loss", dies_at_the_seventh_step):
         with pytest.raises(KeyboardInterrupt):
             distill_here(argv)
     assert not (tmp_path / "student" / "distilled_transformer").exists()  # nothing exported from a broken run
     cached = tmp_path / "student-work" / distillation.TRAJECTORIES
     mtime = cached.stat().st_mtime_ns
+    assert sorted(p.name for p in (tmp_path / "student-work" / "checkpoints").iterdir()) == ["checkpoint-4",
+                                                                                           "checkpoint-6"]
     with one_cpu_thread():
-        distill_here(argv)  # resumes at checkpoint-2 with the cached trajectories
+        distill_here(argv)  # resumes at checkpoint-6 (the discriminator's state too) with the cached trajectories
     assert cached.stat().st_mtime_ns == mtime
     assert_same_weights(load_file(distilled / "distilled_transformer" / WEIGHTS),
                         load_file(tmp_path / "student" / "distilled_transformer" / WEIGHTS))
@@ -101,7 +133,7 @@ def test_a_distillation_resumes_only_its_own_checkpoints(teacher, distilled, tmp
     shutil.copytree(teacher, other)
     weights = load_file(other / "transformer" / WEIGHTS)
     save_file({name: tensor + 1 for name, tensor in weights.items()}, other / "transformer" / WEIGHTS)
-    argv = distill_argv(other, tmp_path / "student", "--max-steps", "4", "--checkpointing-steps", "2")
+    argv = distill_argv(other, tmp_path / "student", *PHASES, "--checkpointing-steps", "2")
     argv[argv.index("--work-dir") + 1] = str(distilled.parent / "student-work")  # the finished run's checkpoints
     with pytest.raises(ValueError, match="is of a run with other options \\(teacher_weights_sha256="):
         distill_here(argv)
@@ -142,6 +174,10 @@ def test_a_teacher_off_the_lcm_grid_is_refused_by_name(teacher, tmp_path):
     (["--first-step-fraction", "1.5"], "--first-step-fraction must be in"),
     (["--lr-warmup-steps", "0"], "--lr-warmup-steps must be > 0, got 0"),
     (["--max-grad-norm", "-1"], "--max-grad-norm must be > 0, got -1.0"),
+    (["--adversarial-steps", "-1"], "--adversarial-steps must be >= 0"),
+    (["--adversarial-steps", "10", "--discriminator-warmup-steps", "10"], "--discriminator-warmup-steps in [0, "),
+    (["--adversarial-weight", "nan"], "--adversarial-weight must be >= 0, got nan"),
+    (["--discriminator-learning-rate", "0"], "--discriminator-learning-rate must be > 0, got 0.0"),
 ])
 def test_bad_distillation_flags_are_named(tmp_path, capsys, extra, message):
     from sketch_diffusion.distillation import parse_args
