@@ -4,7 +4,8 @@
 # CPU times are for 2 cores. The recipe study's commands (docs/recipe_study.md) are at git tag recipe-study-2026-11.
 # The shipped models were trained before commit a1594d5, whose train.py exports its sample and validation copies
 # from a forked random state (so that a resumed run is bit-identical): this script's runs now draw other dropout
-# masks from the first validation on, and give statistically equal, not bit-identical, weights.
+# masks from the first validation on, and give statistically equal, not bit-identical, weights. Likewise distill.py
+# since it initialises its discriminator from --seed alone (the rabbit's shipped student was distilled before).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=../shared/data

@@ -48,7 +48,8 @@ from .training import (load_training_data, resolve_mixed_precision, resume_point
 
 FROZEN = ("stroke_embed", "start_token", "position_embed", "blocks", "ln_f", "stop_head", "null_context")
 # options a resumed distillation may change (where things go, how long (a change is logged: it reshapes the
-# learning-rate schedule), how often it saves and logs, the autocast; the teacher is checked by its weights' sha256)
+# learning-rate schedule; refused with an adversarial phase, whose start it would move), how often it saves and logs,
+# the autocast; the teacher is checked by its weights' sha256)
 RESUMABLE_OPTIONS = {"model", "output_dir", "overwrite_output_dir", "work_dir", "resume_from_checkpoint", "max_steps",
                      "checkpointing_steps", "checkpoints_total_limit", "log_interval", "cache_dir", "mixed_precision"}
 TRAJECTORIES = "teacher_trajectories.safetensors"
@@ -57,14 +58,16 @@ logger = logging.getLogger(__name__)
 
 def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=description, formatter_class=DefaultsHelpFormatter)
-    p.add_argument("--model", required=True, type=pipeline_folder, help="trained pipeline folder (train.py's --output-dir): the teacher")
+    p.add_argument("--model", required=True, type=pipeline_folder,
+                   help="trained pipeline folder (train.py's --output-dir): the teacher")
     p.add_argument("--output-dir", help="where the distilled pipeline goes; default: --model itself, which gains "
                                         "distilled_transformer/ and LCMScheduler as its scheduler (file by file, "
                                         "each write atomic)")
     p.add_argument("--work-dir", help="teacher trajectories, checkpoints and logs; default: outputs/distill-<model>")
     p.add_argument("--teacher-sketches", type=int, default=20_000,
                    help="sketches the teacher draws whose strokes (with the training drawings') are distilled")
-    p.add_argument("--max-steps", type=int, default=8000, help="training steps")
+    p.add_argument("--max-steps", type=int, default=8000,
+                   help="steps of the consistency phase (the run has --max-steps + --adversarial-steps)")
     p.add_argument("--batch-size", type=int, default=1024, help="trajectory points per step")
     p.add_argument("--learning-rate", type=float, default=3e-4, help="AdamW")
     p.add_argument("--lr-warmup-steps", type=int, default=100, help="then cosine decay to 0")
@@ -87,7 +90,8 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
                    help="autocast of the student's forward; auto: bf16 where the device computes it natively, else no. "
                         "With bf16 the folder samples the student under bf16 autocast too, where native "
                         "(distilled_mixed_precision)")
-    p.add_argument("--seed", type=int, default=0, help="of the teacher's sketches and paths and of the batches")
+    p.add_argument("--seed", type=int, default=0,
+                   help="of the teacher's sketches and paths, the batches, and the discriminator's initialisation")
     p.add_argument("--cache-dir", default=str(default_cache_dir()),
                    help="cache of the Arrow datasets built from the training data file")
     p.add_argument("--checkpointing-steps", type=int, default=1000, help="save a checkpoint every N steps")
@@ -102,10 +106,13 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
                  "log_interval"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if args.adversarial_steps < 0 or (args.adversarial_steps and
-                                      not 0 <= args.discriminator_warmup_steps < args.adversarial_steps):
+    if args.adversarial_steps < 0 or args.discriminator_warmup_steps < 0 or (
+            args.adversarial_steps and args.discriminator_warmup_steps >= args.adversarial_steps):
         p.error("--adversarial-steps must be >= 0 and --discriminator-warmup-steps in [0, --adversarial-steps), got "
                 f"{args.adversarial_steps} and {args.discriminator_warmup_steps}")
+    if args.adversarial_steps and args.batch_size < 2:
+        p.error(f"--batch-size must be at least 2 with an adversarial phase (half of it are its real strokes), got "
+                f"{args.batch_size}")
     if not (math.isfinite(args.adversarial_weight) and args.adversarial_weight >= 0):
         p.error(f"--adversarial-weight must be >= 0, got {args.adversarial_weight}")
     if not 0 <= args.first_step_fraction <= 1:
@@ -186,7 +193,8 @@ def teacher_trajectories(teacher: StrokeDiffusionPipeline, strokes: torch.Tensor
     return torch.cat(contexts), torch.cat(paths, dim=1)
 
 
-def next_stroke_pairs(model: StrokeDiffusionModel, strokes: torch.Tensor, lengths: torch.Tensor):
+def next_stroke_pairs(model: StrokeDiffusionModel, strokes: torch.Tensor,
+                      lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Every stroke of ``strokes (N, S, P, 2)`` with ``lengths (N,)`` and the context of the strokes before it:
     ``(contexts (M, D), strokes (M, P, 2))``, M = ``lengths.sum()``."""
     valid = torch.arange(strokes.shape[1], device=strokes.device)[None, :] < lengths[:, None]
@@ -301,10 +309,17 @@ class StrokeDiscriminator(nn.Module):
 
 
 def adaptive_weight(distillation: torch.Tensor, adversarial: torch.Tensor, layer: torch.Tensor) -> torch.Tensor:
-    """``|grad distillation| / |grad adversarial|`` at the weights ``layer`` (VQGAN's balance of two losses), at most
-    1e4; the graph is kept for the backward pass."""
+    """``|grad distillation| / |grad adversarial|`` of two 0-d losses at the weights ``layer`` (VQGAN's balance of two
+    losses), at most 1e4; the graph is kept for the backward pass."""
     grads = [torch.autograd.grad(loss, layer, retain_graph=True)[0].norm() for loss in (distillation, adversarial)]
     return (grads[0] / (grads[1] + 1e-8)).clamp(max=1e4).detach()
+
+
+def clip_gradients(accelerator, optimizer, parameters: list, max_norm: float) -> torch.Tensor:
+    """Clip ``parameters``' gradients to ``max_norm`` after unscaling (fp16) those of ``optimizer`` alone: the
+    student's two optimizers share its weights, which ``Accelerator.clip_grad_norm_`` would unscale twice."""
+    accelerator.unscale_gradients(optimizer=optimizer)
+    return torch.nn.utils.clip_grad_norm_(parameters, max_norm)
 
 
 def lcm_scheduler(teacher_config):
@@ -344,7 +359,13 @@ def distill(args) -> Path:
     run = run_record(vars(args), RESUMABLE_OPTIONS, trainer="distill.py", teacher_weights_sha256=teacher_sha256,
                      max_steps=args.max_steps)
     checkpoint_dir, log_file = work_dir / "checkpoints", work_dir / "distill_log.jsonl"
-    resume, step, elapsed = resume_point(args.resume_from_checkpoint, checkpoint_dir, run, "another --work-dir")
+    resume, step, elapsed = resume_point(args.resume_from_checkpoint, checkpoint_dir, run, "another --work-dir",
+                                         may_change=() if args.adversarial_steps else ("max_steps",),
+                                         unrecorded={"adversarial_steps": 0})
+    points = teacher.transformer.config.points_per_stroke
+    if args.adversarial_steps and points % 4:  # checked before the teacher draws for minutes
+        raise ValueError(f"the adversarial phase's discriminator needs points per stroke in multiples of 4, and the "
+                         f"teacher has {points}: pass --adversarial-steps 0")
     scheduler = lcm_scheduler(teacher.scheduler.config)
     timesteps = teacher_timesteps(teacher)
     scheduler.set_timesteps(DEFAULT_NUM_INFERENCE_STEPS)
@@ -368,7 +389,9 @@ def distill(args) -> Path:
     if args.adversarial_steps:  # the adversarial phase: a discriminator, and a fresh optimizer for the student
         real_contexts, real_strokes = real_stroke_pairs(teacher.transformer, *training_sketches(model_dir,
                                                                                                  args.cache_dir))
-        discriminator = StrokeDiscriminator(targets.shape[1], contexts.shape[1])
+        with torch.random.fork_rng(devices=[]):  # the same initialisation whatever drew from the global generator
+            torch.manual_seed(args.seed)
+            discriminator = StrokeDiscriminator(targets.shape[1], contexts.shape[1])
         student_steps = args.adversarial_steps - args.discriminator_warmup_steps
         adversarial_optimizer = torch.optim.AdamW(trainable, lr=args.adversarial_learning_rate, betas=(0.9, 0.99),
                                                   weight_decay=0.0, foreach=True)
@@ -377,7 +400,7 @@ def distill(args) -> Path:
                     adversarial_optimizer, torch.optim.lr_scheduler.LambdaLR(
                         adversarial_optimizer, lambda k: 0.5 * (1 + math.cos(math.pi * min(k, student_steps)
                                                                              / student_steps)))]
-    student, optimizer, lr_scheduler, *adversarial = accelerator.prepare(*objects)
+    student, optimizer, lr_scheduler, *adversarial_parts = accelerator.prepare(*objects)
     if resume is not None:
         accelerator.load_state(str(resume))
     trim_jsonl(log_file, step)  # lines past the checkpoint are logged again
@@ -396,20 +419,21 @@ def distill(args) -> Path:
             loss = consistency_loss(student, scheduler, *batch)
             stop_if_not_finite(loss, "distillation loss", step + 1, checkpoint_dir)
             accelerator.backward(loss)
-            accelerator.clip_grad_norm_(trainable, args.max_grad_norm)
+            clip_gradients(accelerator, optimizer, trainable, args.max_grad_norm)
             record = {"loss": loss.item(), "lr": lr_scheduler.get_last_lr()[0]}  # the learning rate of this step
             optimizer.step()
             lr_scheduler.step()
             optimizer.zero_grad(set_to_none=True)
         else:
-            real = torch.randint(0, len(real_contexts), (args.batch_size // 2,), generator=generator)
-            noise = torch.randn(len(real), *targets.shape[1:], generator=generator)
-            record = adversarial_step(args, student, *adversarial, scheduler, batch, noise.to(device),
-                                      real_contexts[real].to(device), real_strokes[real].to(device), timesteps[0],
-                                      step >= args.max_steps + args.discriminator_warmup_steps, trainable, last_layer,
-                                      accelerator)
-            for name in ("loss", "discriminator_loss"):
-                stop_if_not_finite(record[name], name.replace("_", " "), step + 1, checkpoint_dir)
+            real_rows = torch.randint(0, len(real_contexts), (args.batch_size // 2,), generator=generator)
+            noise = torch.randn(len(real_rows), *targets.shape[1:], generator=generator)
+            record = adversarial_step(args, student, *adversarial_parts, scheduler, batch, noise.to(device),
+                                      real_contexts[real_rows].to(device), real_strokes[real_rows].to(device),
+                                      timesteps[0], step >= args.max_steps + args.discriminator_warmup_steps,
+                                      trainable, last_layer, accelerator)
+            for name in ("loss", "discriminator_loss", "adversarial_loss", "adversarial_weight"):  # before any save
+                if name in record:
+                    stop_if_not_finite(record[name], name.replace("_", " "), step + 1, checkpoint_dir)
         window.append(record)
         if (step + 1) % args.log_interval == 0 or step + 1 == total:
             names = dict.fromkeys(name for record in window for name in record)  # the adversarial phase logs more
@@ -448,7 +472,7 @@ def adversarial_step(args, student, discriminator, discriminator_optimizer, stud
     ``train_student``, the student learns the distillation loss on ``batch`` plus ``args.adversarial_weight`` times
     the balanced adversarial loss. Returns the step's losses and the student's learning rate in it."""
     with torch.set_grad_enabled(train_student):
-        loss = consistency_loss(student, scheduler, *batch)
+        distillation_loss = consistency_loss(student, scheduler, *batch)
         fake = one_step_stroke(student, scheduler, noise, first_timestep.expand(len(noise)).to(noise.device),
                                real_contexts)
     discriminator_loss = (F.relu(1 - discriminator(real_strokes, real_contexts)).mean()
@@ -456,13 +480,13 @@ def adversarial_step(args, student, discriminator, discriminator_optimizer, stud
     accelerator.backward(discriminator_loss)
     discriminator_optimizer.step()
     discriminator_optimizer.zero_grad(set_to_none=True)
-    record = {"loss": loss.item(), "discriminator_loss": discriminator_loss.item(), "lr": 0.0}
+    record = {"loss": distillation_loss.item(), "discriminator_loss": discriminator_loss.item(), "lr": 0.0}
     if train_student:
         adversarial_loss = -discriminator(fake, real_contexts).mean()
-        weight = args.adversarial_weight * adaptive_weight(loss, adversarial_loss, last_layer)
-        accelerator.backward(loss + weight * adversarial_loss)
+        weight = args.adversarial_weight * adaptive_weight(distillation_loss, adversarial_loss, last_layer)
+        accelerator.backward(distillation_loss + weight * adversarial_loss)
         discriminator_optimizer.zero_grad(set_to_none=True)  # the student's loss reached the discriminator too
-        accelerator.clip_grad_norm_(trainable, args.max_grad_norm)
+        clip_gradients(accelerator, student_optimizer, trainable, args.max_grad_norm)
         record.update(adversarial_loss=adversarial_loss.item(), adversarial_weight=float(weight),
                       lr=student_lr_scheduler.get_last_lr()[0])
         student_optimizer.step()

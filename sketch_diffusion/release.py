@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .fileio import copy_changed_files, write_bytes_atomic, write_text_atomic
 from .provenance import weights_sha256
+from .settings import check_pipeline_folder
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "model_cards" / "template.md"
 EXCLUDED = {"checkpoints", "logs", "samples"}
@@ -274,8 +275,7 @@ def stage(model_dir: str | os.PathLike, staging_dir: str | os.PathLike, repo_id:
     """
     model_dir, staging_dir = Path(model_dir), Path(staging_dir)
     check_repo_id(repo_id)
-    if not (model_dir / "model_index.json").is_file():
-        raise FileNotFoundError(f"{model_dir} is not a pipeline folder (no model_index.json)")
+    check_pipeline_folder(model_dir)
     check_staging_dir(model_dir, staging_dir)
     write_model_card(model_dir, repo_id)
     staging_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -342,9 +342,7 @@ def load_with_this_checkout(model_dir: str | os.PathLike):
     from pipeline.modeling_stroke_diffusion import StrokeDiffusionModel
     from pipeline.pipeline_stroke_diffusion import StrokeDiffusionPipeline
 
-    model_dir = Path(model_dir)
-    if not (model_dir / "model_index.json").is_file():
-        raise FileNotFoundError(f"{model_dir} is not a pipeline folder (no model_index.json)")
+    model_dir = check_pipeline_folder(model_dir)
     index = _load_json(model_dir / "model_index.json")
     scheduler_name = (index.get("scheduler") or [None, None])[1]
     scheduler_class = getattr(diffusers, str(scheduler_name), None)

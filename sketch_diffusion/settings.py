@@ -31,10 +31,20 @@ def positive_int(text: str) -> int:
     return value
 
 
+def check_pipeline_folder(path) -> Path:
+    """``path`` as a Path if it is a saved pipeline folder (holds ``model_index.json``), else FileNotFoundError."""
+    path = Path(path)
+    if not (path / "model_index.json").is_file():
+        raise FileNotFoundError(f"{path} is not a pipeline folder (no model_index.json)")
+    return path
+
+
 def pipeline_folder(text: str) -> str:
     """argparse ``type`` of a saved pipeline folder (one with ``model_index.json``)."""
-    if not (Path(text) / "model_index.json").is_file():
-        raise argparse.ArgumentTypeError(f"{text} is not a pipeline folder (no model_index.json)")
+    try:
+        check_pipeline_folder(text)
+    except FileNotFoundError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
     return text
 
 

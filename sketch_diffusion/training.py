@@ -318,8 +318,8 @@ def _other_options(saved: dict, run: dict) -> dict[str, str]:
             if key in saved and saved[key] != value}
 
 
-def resume_point(arg: str | None, folder: Path, run: dict, elsewhere: str,
-                 may_change: tuple = ("max_steps",)) -> tuple[Path | None, int, float]:
+def resume_point(arg: str | None, folder: Path, run: dict, elsewhere: str, may_change: tuple = ("max_steps",),
+                 unrecorded: dict | None = None) -> tuple[Path | None, int, float]:
     """Where a run starts: ``(checkpoint, step, training seconds)``, or ``(None, 0, 0.0)`` to start afresh.
 
     ``arg`` is ``--resume-from-checkpoint``: 'latest' (in ``folder``), a checkpoint folder, or None / 'none' for a
@@ -327,6 +327,7 @@ def resume_point(arg: str | None, folder: Path, run: dict, elsewhere: str,
     checkpoints (the new run's would replace and prune them), and a checkpoint (or, resuming one from elsewhere,
     the folder's own) whose run had other ``run`` options (its optimizer and schedule state would silently win over
     the new flags); options in ``may_change`` (the run's length, which a resume may extend) are only logged.
+    ``unrecorded`` holds the values of options that older checkpoints did not record (they ran without the option).
     ``elsewhere`` says where else to start afresh, e.g. "another --output-dir".
     """
     found = list_checkpoints(folder)
@@ -340,7 +341,8 @@ def resume_point(arg: str | None, folder: Path, run: dict, elsewhere: str,
     if path is None:
         return None, 0, 0.0
     step, seconds = verify_checkpoint(path)
-    recorded = {checkpoint: _recorded_run(checkpoint) for checkpoint in [path] + found[-1:]}  # resumed, latest
+    recorded = {checkpoint: {**(unrecorded or {}), **_recorded_run(checkpoint)}
+                for checkpoint in [path] + found[-1:]}  # the resumed and the latest
     for checkpoint, saved in recorded.items():
         differ = _other_options(saved, run)
         if "trainer" in differ:

@@ -13,8 +13,8 @@ from conftest import needs_shared
 from test_train import assert_same_weights, one_cpu_thread, train_here
 
 WEIGHTS = "diffusion_pytorch_model.safetensors"
-# 4 distillation steps, then 2 of the discriminator alone and 2 adversarial ones
-PHASES = ("--max-steps", "4", "--adversarial-steps", "4", "--discriminator-warmup-steps", "2", "--log-interval", "1")
+# 4 distillation steps, then 2 of the discriminator alone and 4 adversarial ones
+PHASES = ("--max-steps", "4", "--adversarial-steps", "6", "--discriminator-warmup-steps", "2", "--log-interval", "1")
 
 
 def distill_argv(teacher: Path, out: Path, *extra: str) -> list[str]:
@@ -64,14 +64,14 @@ def test_distilled_folder_loads_with_lcm_and_the_student_beside_its_teacher(teac
     assert json.loads((distilled / "distilled_transformer" / "config.json").read_text())["context_dropout"] == 0.0
     config = json.loads((distilled / "distillation_config.json").read_text())
     assert config["max_steps"] == 4 and config["trajectory_points"] > 0 and config["teacher_steps"] == 10
-    assert config["adversarial_steps"] == 4 and config["real_strokes"] > 0
+    assert config["adversarial_steps"] == 6 and config["real_strokes"] > 0
     index = json.loads((distilled / "model_index.json").read_text())
     assert index["distilled_mixed_precision"] == ("bf16" if config["mixed_precision"] == "bf16" else "no")
     log = [json.loads(line) for line in (distilled / "logs" / "distill_log.jsonl").read_text().splitlines()]
-    assert [entry["step"] for entry in log] == [1, 2, 3, 4, 5, 6, 7, 8] and all(entry["loss"] > 0 for entry in log)
-    assert ["discriminator_loss" in entry for entry in log] == [False] * 4 + [True] * 4
-    assert [entry["lr"] > 0 for entry in log] == [True] * 4 + [False] * 2 + [True] * 2  # the warm-up: only D learns
-    assert [entry.get("adversarial_weight", 0) > 0 for entry in log] == [False] * 6 + [True] * 2
+    assert [entry["step"] for entry in log] == list(range(1, 11)) and all(entry["loss"] > 0 for entry in log)
+    assert ["discriminator_loss" in entry for entry in log] == [False] * 4 + [True] * 6
+    assert [entry["lr"] > 0 for entry in log] == [True] * 4 + [False] * 2 + [True] * 4  # the warm-up: only D learns
+    assert [entry.get("adversarial_weight", 0) > 0 for entry in log] == [False] * 6 + [True] * 4
 
 
 @needs_shared
@@ -105,23 +105,23 @@ def test_interrupted_distillation_resumes_to_the_same_student(teacher, distilled
 
     real_loss, calls = distillation.consistency_loss, []
 
-    def dies_at_the_seventh_step(*args):  # the first adversarial step of the student, after checkpoint-6
+    def dies_at_the_tenth_step(*args):  # after checkpoint-8: the student's adversarial optimizer has stepped twice
         calls.append(1)
-        if len(calls) == 7:
+        if len(calls) == 10:
             raise KeyboardInterrupt
         return real_loss(*args)
 
     argv = distill_argv(teacher, tmp_path / "student", *PHASES, "--checkpointing-steps", "2")
-    with one_cpu_thread(), mock.patch.object(distillation, "consistency_loss", dies_at_the_seventh_step):
+    with one_cpu_thread(), mock.patch.object(distillation, "consistency_loss", dies_at_the_tenth_step):
         with pytest.raises(KeyboardInterrupt):
             distill_here(argv)
     assert not (tmp_path / "student" / "distilled_transformer").exists()  # nothing exported from a broken run
     cached = tmp_path / "student-work" / distillation.TRAJECTORIES
     mtime = cached.stat().st_mtime_ns
-    assert sorted(p.name for p in (tmp_path / "student-work" / "checkpoints").iterdir()) == ["checkpoint-4",
-                                                                                           "checkpoint-6"]
+    assert sorted(p.name for p in (tmp_path / "student-work" / "checkpoints").iterdir()) == ["checkpoint-6",
+                                                                                           "checkpoint-8"]
     with one_cpu_thread():
-        distill_here(argv)  # resumes at checkpoint-6 (the discriminator's state too) with the cached trajectories
+        distill_here(argv)  # resumes at checkpoint-8 (both optimizers and the discriminator) with the cached paths
     assert cached.stat().st_mtime_ns == mtime
     assert_same_weights(load_file(distilled / "distilled_transformer" / WEIGHTS),
                         load_file(tmp_path / "student" / "distilled_transformer" / WEIGHTS))
@@ -140,6 +140,32 @@ def test_a_distillation_resumes_only_its_own_checkpoints(teacher, distilled, tmp
     with pytest.raises(ValueError, match="holds checkpoints of an earlier run"):
         distill_here(argv + ["--resume-from-checkpoint", "none"])
     assert not (tmp_path / "student").exists()
+
+
+@needs_shared
+def test_a_resume_may_not_move_the_adversarial_phase(teacher, distilled, tmp_path):
+    from sketch_diffusion.training import CHECKPOINT_MARKER
+
+    work = tmp_path / "student-work"
+    shutil.copytree(distilled.parent / "student-work", work)
+    argv = distill_argv(teacher, tmp_path / "student", *PHASES, "--checkpointing-steps", "2")
+    with pytest.raises(ValueError, match="max_steps=4 there, 5 here"):  # it would re-run steps 4 and 5 as consistency
+        distill_here(argv + ["--max-steps", "5"])
+    for marker in work.glob(f"checkpoints/*/{CHECKPOINT_MARKER}"):  # as written before the adversarial phase existed
+        saved = json.loads(marker.read_text())
+        saved["run"] = {k: v for k, v in saved["run"].items() if not k.startswith(("adversarial", "discriminator"))}
+        marker.write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match="adversarial_steps=0 there, 6 here"):
+        distill_here(argv)
+    assert not (tmp_path / "student").exists()
+
+
+@needs_shared
+def test_a_teacher_the_discriminator_cannot_read_is_refused_by_name(tmp_path):
+    train_here(tmp_path / "teacher6", "--max-steps", "1", "--points-per-stroke", "6")
+    with pytest.raises(ValueError, match="pass --adversarial-steps 0"):
+        distill_here(distill_argv(tmp_path / "teacher6", tmp_path / "student", *PHASES))
+    assert not (tmp_path / "student-work").exists()  # refused before the teacher drew anything
 
 
 @needs_shared
@@ -178,6 +204,8 @@ def test_a_teacher_off_the_lcm_grid_is_refused_by_name(teacher, tmp_path):
     (["--adversarial-steps", "10", "--discriminator-warmup-steps", "10"], "--discriminator-warmup-steps in [0, "),
     (["--adversarial-weight", "nan"], "--adversarial-weight must be >= 0, got nan"),
     (["--discriminator-learning-rate", "0"], "--discriminator-learning-rate must be > 0, got 0.0"),
+    (["--adversarial-steps", "0", "--discriminator-warmup-steps", "-5"], "--discriminator-warmup-steps in [0, "),
+    (["--batch-size", "1"], "--batch-size must be at least 2 with an adversarial phase"),
 ])
 def test_bad_distillation_flags_are_named(tmp_path, capsys, extra, message):
     from sketch_diffusion.distillation import parse_args
