@@ -6,8 +6,9 @@
 The teacher draws strokes of its own sketches and of its training drawings (read with the folder's
 ``training_config.json``) with its 10 DPM-Solver++ steps; a copy of it, encoder frozen, learns to jump from any point of
 those trajectories to their end, then to fool a discriminator of the training drawings' real strokes. The
-trajectories are cached and checkpoints kept in ``--work-dir``; an interrupted run resumes from its latest checkpoint. The folder's ``metrics.json`` no longer matches its weights afterwards: run
-``evaluate.py`` again. See ``sketch_diffusion.distillation``.
+trajectories are cached and checkpoints kept in ``--work-dir``; an interrupted run resumes from its latest checkpoint.
+The folder's ``metrics.json`` no longer matches its weights afterwards: run ``evaluate.py`` again. See
+``sketch_diffusion.distillation``.
 """
 
 from __future__ import annotations
