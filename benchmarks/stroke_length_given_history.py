@@ -21,15 +21,16 @@ import torch
 from common import machine
 
 from pipeline.representation import pack_sketches, simplify_normalized, unit_to_pixels
-from sketch_diffusion.data import load_split_sketches, resolve_split
+from sketch_diffusion.data import load_split_sketches, resolve_split, stroke_length
 from sketch_diffusion.download import resolve_data_file
 from sketch_diffusion.settings import pipeline_folder, positive_int
 from sketch_diffusion.training import add_data_arguments
 
 
 def arc_lengths(strokes: np.ndarray) -> np.ndarray:
-    """``(N, P, 2)`` strokes in [-1, 1] -> ``(N,)`` polyline lengths in canvas pixels."""
-    return np.linalg.norm(np.diff(unit_to_pixels(strokes), axis=1), axis=-1).sum(axis=-1)
+    """``(N, P, 2)`` strokes in [-1, 1] -> ``(N,)`` polyline lengths in canvas pixels, as evaluate.py's stroke
+    statistics measure them (``stroke_length``)."""
+    return np.array([stroke_length(stroke) for stroke in unit_to_pixels(strokes)])
 
 
 def main():
