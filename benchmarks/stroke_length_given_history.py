@@ -63,9 +63,16 @@ def main():
     print(f"{args.model}: {len(lengths)} test drawings, {len(real)} strokes; {machine()}")
     print(f"real strokes: mean {real.mean():.1f} px, median {np.median(real):.1f} px")
     for steps in args.steps:
-        with torch.no_grad():
-            drawn, _ = pipe.denoise_stroke(copy.deepcopy(pipe.scheduler), contexts, steps, 1.0,
-                                           torch.Generator().manual_seed(args.seed), 1.0)
+        drawn = torch.zeros(len(real), model.config.points_per_stroke, 2)
+        generator = torch.Generator().manual_seed(args.seed)
+        for k in range(strokes.shape[1]):  # strokes at position k, each given its own real strokes before it
+            at = torch.from_numpy(position == k)
+            rows = exists[:, k]
+            if not rows.any():
+                continue
+            with torch.no_grad():
+                drawn[at], _ = pipe.denoise_stroke(copy.deepcopy(pipe.scheduler), contexts[at], steps, 1.0,
+                                                   generator, 1.0, memory=model.row_memory(strokes[rows, :k]))
         drawn = arc_lengths(simplify_normalized(drawn.float().numpy(), pipe.config.simplify_epsilon))
         print(f"drawn with {steps} steps: mean {drawn.mean():.1f} px, median {np.median(drawn):.1f} px, "
               f"{drawn.mean() / real.mean():.3f} of the real mean")

@@ -17,24 +17,30 @@ FIRST25=$SHARED/quickdraw/samples/official_simplified_first25
     --model $SHARED/sketchrnn_models/rabbit.gen.json --num 12000 --seed 0 --out data/rabbit_sketchrnn.ndjson
 RABBIT=(--category rabbit --data data/rabbit_sketchrnn.ndjson --split data/rabbit_sketchrnn.split.json)
 
-# 2. The shipped rabbit: train.py's default recipe in float32 for 2,000 steps (41 min), with 500 of the 10,000 training
-#    drawings held out for the validation loss; checkpoints kept for the FID-vs-time curve.
-python train.py "${RABBIT[@]}" --output-dir models/rabbit --max-steps 2000 --validation-size 500 \
-    --checkpoints-total-limit 10 --sample-interval 1000 --resume-from-checkpoint latest --mixed-precision no \
-    --overwrite-output-dir
-#    Its distilled 1-step sampler, the folder's default (bfloat16 autocast where native; ~57 min on 2 cores:
-#    8,000 consistency steps, then 3,000 adversarial steps).
-python distill.py --model models/rabbit
+# 2. The shipped rabbit: train.py's default recipe (64 points, history attention, bfloat16 autocast where native) for
+#    2,900 steps (52 min on the 2-core machine of 2026-12-07), with 500 of the 10,000 training drawings held out for
+#    the validation loss; checkpoints kept for the FID-vs-time curve. It ran into outputs/rabbit with
+#    --max-train-minutes 50 and was resumed for its last 109 steps (bit-identical to one uninterrupted run).
+python train.py "${RABBIT[@]}" --output-dir outputs/rabbit --max-steps 2900 --validation-size 500 \
+    --validation-interval 500 --checkpointing-steps 725 --checkpoints-total-limit 10 --sample-interval 0 \
+    --logger none --resume-from-checkpoint latest
+#    Its distilled 1-step sampler, the folder's default (bfloat16 autocast where native; 23 min of teacher paths, then
+#    5,000 consistency steps and 2,000 adversarial steps), then the folder without its checkpoints.
+python distill.py --model outputs/rabbit
+rm -rf models/rabbit && mkdir -p models/rabbit
+(cd outputs/rabbit && tar cf - --exclude=checkpoints .) | (cd models/rabbit && tar xf -)
 
 # 3. cat and bus: the 25 real drawings reachable here, with stronger augmentation (a demonstration only), and the
-#    plain MLP denoiser they were trained with (--head-conv-blocks 0); scored against those same drawings.
+#    recipe they were trained with before E24 (32 points, no history attention, the plain MLP denoiser, float32);
+#    scored against those same drawings.
 for c in cat bus; do
-  python train.py --category $c --data $FIRST25/$c.ndjson.gz --head-conv-blocks 0 --output-dir models/$c \
+  python train.py --category $c --data $FIRST25/$c.ndjson.gz --points-per-stroke 32 --history-attention-layers 0 \
+      --head-conv-blocks 0 --output-dir models/$c \
       --augment 1.0 --max-steps 800 --train-batch-size 32 --lr-warmup-steps 50 --checkpointing-steps 400 \
       --sample-interval 400 --resume-from-checkpoint latest --mixed-precision no --overwrite-output-dir
   # A quarter of the rabbit's consistency budget, and no adversarial phase: its discriminator would learn the ~220
   # real strokes of 25 drawings by heart.
-  python distill.py --model models/$c --teacher-sketches 5000 --max-steps 2000 --adversarial-steps 0
+  python distill.py --model models/$c --teacher-sketches 5000 --batch-size 1024 --max-steps 2000 --adversarial-steps 0
   python evaluate.py --model models/$c --category $c --data $FIRST25/$c.ndjson.gz --out models/$c/metrics.json
 done
 
@@ -57,9 +63,9 @@ python evaluate.py --generated outputs/sketchrnn_rabbit/samples.ndjson "${RABBIT
 python evaluate.py --model models/rabbit --scheduler dpm "${RABBIT[@]}" --out results/rabbit_full_sampler_metrics.json
 python evaluate.py --generated outputs/sketchrnn_40/samples.ndjson "${RABBIT[@]}" \
     --out results/rabbit_sketchrnn_40min_kept_metrics.json
-python benchmarks/fid_vs_training_time.py --run models/rabbit --checkpoints models/rabbit/checkpoints \
+python benchmarks/fid_vs_training_time.py --run outputs/rabbit --checkpoints outputs/rabbit/checkpoints \
     --data data/rabbit_sketchrnn.ndjson --split data/rabbit_sketchrnn.split.json --num-samples 500 \
-    --steps 500 1000 1500 2000 --out results/rabbit_fid_vs_time.json
+    --steps 725 1450 2175 2900 --out results/rabbit_fid_vs_time.json
 
 # 6. The README's benchmarks (on an otherwise idle machine).
 python benchmarks/bench_side_by_side.py --diffusion models/rabbit --baseline benchmarks/baselines/rabbit_sketchrnn_40min \

@@ -4,9 +4,10 @@ The teacher (the pipeline's ``transformer`` with its DPM-Solver++ scheduler at `
 every stroke of two sets of sketches from fresh noise: sketches it drew itself (the histories it meets when sampling)
 and the training drawings of its ``training_config.json``. Each point ``x_t`` of those trajectories is a training input
 whose target is the trajectory's end. The student, a copy of the teacher whose encoder and stop head stay frozen,
-learns to jump from any such point to the end in one call, in ``LCMScheduler``'s parameterisation (the teacher's
-``prediction_type`` and LCM's boundary scalings). ``LCMScheduler`` with ``original_inference_steps`` = the teacher's
-steps then samples it on a subset of the teacher's timesteps: ``DISTILLED_NUM_INFERENCE_STEPS`` model calls a stroke.
+learns to jump from any such point to the end in one call, seeing the strokes drawn before it as the teacher did, in
+``LCMScheduler``'s parameterisation (the teacher's ``prediction_type`` and LCM's boundary scalings). ``LCMScheduler``
+with ``original_inference_steps`` = the teacher's steps then samples it on a subset of the teacher's timesteps:
+``DISTILLED_NUM_INFERENCE_STEPS`` model calls a stroke.
 
 A second, adversarial phase (adversarial diffusion distillation, Sauer et al. 2023, in small) then sharpens the
 one-step strokes: a ``StrokeDiscriminator`` learns to tell the training drawings' real strokes from the student's
@@ -66,15 +67,16 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
     p.add_argument("--work-dir", help="teacher trajectories, checkpoints and logs; default: outputs/distill-<model>")
     p.add_argument("--teacher-sketches", type=int, default=20_000,
                    help="sketches the teacher draws whose strokes (with the training drawings') are distilled")
-    p.add_argument("--max-steps", type=int, default=8000,
+    p.add_argument("--max-steps", type=int, default=5000,
                    help="steps of the consistency phase (the run has --max-steps + --adversarial-steps)")
-    p.add_argument("--batch-size", type=int, default=1024, help="trajectory points per step")
+    p.add_argument("--batch-size", type=int, default=512,
+                   help="trajectory points per step, on average (each step takes every stroke of random sketches)")
     p.add_argument("--learning-rate", type=float, default=3e-4, help="AdamW")
     p.add_argument("--lr-warmup-steps", type=int, default=100, help="then cosine decay to 0")
     p.add_argument("--first-step-fraction", type=float, default=0.7,
                    help="fraction of each batch at the first timestep (pure noise), where every sampling run starts")
     p.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping")
-    p.add_argument("--adversarial-steps", type=int, default=3000,
+    p.add_argument("--adversarial-steps", type=int, default=2000,
                    help="steps of the adversarial phase after --max-steps, the discriminator's warm-up included; 0: "
                         "none")
     p.add_argument("--discriminator-warmup-steps", type=int, default=500,
@@ -179,7 +181,8 @@ def teacher_sketches(teacher: StrokeDiffusionPipeline, num: int, generator, batc
 def teacher_trajectories(teacher: StrokeDiffusionPipeline, strokes: torch.Tensor, lengths: torch.Tensor, generator,
                          batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
     """For every stroke of ``strokes (N, S, P, 2)`` with ``lengths (N,)``: its history's context ``(M, D)`` and the
-    teacher's denoising trajectory from fresh noise ``(steps + 1, M, P, 2)`` (noise first, the drawn stroke last)."""
+    teacher's denoising trajectory from fresh noise ``(steps + 1, M, P, 2)`` (noise first, the drawn stroke last),
+    drawn given the strokes before it."""
     from tqdm.auto import tqdm
 
     contexts, paths, device = [], [], teacher.transformer.device
@@ -187,10 +190,38 @@ def teacher_trajectories(teacher: StrokeDiffusionPipeline, strokes: torch.Tensor
         batch, n = strokes[start : start + batch_size].to(device), lengths[start : start + batch_size].to(device)
         context, _ = next_stroke_pairs(teacher.transformer, batch, n)
         _, path = teacher.denoise_stroke(copy.deepcopy(teacher.scheduler), context, DEFAULT_NUM_INFERENCE_STEPS, 1.0,
-                                         generator, 1.0, return_trajectory=True)
+                                         generator, 1.0, return_trajectory=True,
+                                         memory=sketch_memory(teacher.transformer, batch, n, device))
         contexts.append(context.cpu())
         paths.append(path.cpu())
     return torch.cat(contexts), torch.cat(paths, dim=1)
+
+
+def stroke_rows(lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sketch ``(M,)`` and position ``(M,)`` of every stroke of sketches with ``lengths (N,)``, in the order of
+    ``next_stroke_pairs``."""
+    width = int(lengths.max()) if len(lengths) else 0
+    return (torch.arange(width, device=lengths.device)[None, :] < lengths[:, None]).nonzero(as_tuple=True)
+
+
+def sketch_memory(model: StrokeDiffusionModel, strokes: torch.Tensor, lengths: torch.Tensor, device):
+    """The model's ``memory`` (on ``device``) for denoising every stroke of ``strokes (N, S, P, 2)`` with ``lengths
+    (N,)``, rows in ``stroke_rows`` order, each seeing the strokes before it (each sketch's point tokens made once);
+    ``None`` for a model without history attention."""
+    if not model.config.history_attention_layers:
+        return None
+    sketch, position = (index.to(device) for index in stroke_rows(lengths))
+    width = max(int(lengths.max()), 1)
+    return model.history_memory(strokes[:, :width].to(device), sketch, position, position, num_slots=width)
+
+
+def sketch_batch(lengths: torch.Tensor, num_sketches: int, generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``num_sketches`` random sketches of ``lengths (N,)`` and all their strokes: ``(sketches (K,), rows (M,))``.
+    ``rows`` index the strokes of all N sketches (``stroke_rows`` order) and come in the order of the K sketches'
+    strokes, the rows of their ``sketch_memory``."""
+    chosen = torch.randint(0, len(lengths), (num_sketches,), generator=generator)
+    sketch, position = stroke_rows(lengths[chosen])
+    return chosen, (lengths.cumsum(0) - lengths)[chosen][sketch] + position
 
 
 def next_stroke_pairs(model: StrokeDiffusionModel, strokes: torch.Tensor,
@@ -224,7 +255,7 @@ def load_or_make_trajectories(teacher, model_dir: Path, work_dir: Path, args) ->
     from safetensors.torch import load_file, save_file
 
     key = {"teacher_weights_sha256": teacher_digest(model_dir), "teacher_sketches": str(args.teacher_sketches),
-           "seed": str(args.seed), "steps": str(DEFAULT_NUM_INFERENCE_STEPS)}
+           "seed": str(args.seed), "steps": str(DEFAULT_NUM_INFERENCE_STEPS), "format": "2"}
     path = work_dir / TRAJECTORIES
     if path.is_file():
         from safetensors import safe_open
@@ -240,8 +271,10 @@ def load_or_make_trajectories(teacher, model_dir: Path, work_dir: Path, args) ->
     own = teacher_sketches(teacher, args.teacher_sketches, generator)
     width = max(own[0].shape[1], real[0].shape[1])
     strokes = torch.cat([F.pad(s, (0, 0, 0, 0, 0, width - s.shape[1])) for s in (own[0], real[0])])
-    contexts, paths = teacher_trajectories(teacher, strokes, torch.cat([own[1], real[1]]), generator)
-    data = {"contexts": contexts.contiguous(), "trajectories": paths.contiguous()}
+    lengths = torch.cat([own[1], real[1]])
+    contexts, paths = teacher_trajectories(teacher, strokes, lengths, generator)
+    data = {"contexts": contexts.contiguous(), "trajectories": paths.contiguous(), "strokes": strokes.contiguous(),
+            "lengths": lengths.contiguous()}
     work_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     save_file(data, tmp, metadata=key)
@@ -257,11 +290,12 @@ def teacher_timesteps(teacher: StrokeDiffusionPipeline) -> torch.Tensor:
     return scheduler.timesteps.long()
 
 
-def one_step_stroke(student, scheduler, sample: torch.Tensor, timesteps: torch.Tensor,
-                    context: torch.Tensor) -> torch.Tensor:
+def one_step_stroke(student, scheduler, sample: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor,
+                    memory=None) -> torch.Tensor:
     """The stroke ``(N, P, 2)`` that ``scheduler`` (an ``LCMScheduler``) denoises in one step from ``sample (N, P, 2)``
-    at ``timesteps (N,)`` with the student's output given ``context (N, D)``; float32."""
-    output = student(sample, timesteps, context).float()
+    at ``timesteps (N,)`` with the student's output given ``context (N, D)`` and ``memory`` (``sketch_memory``);
+    float32."""
+    output = student(sample, timesteps, context, memory).float()
     alphas_cumprod = scheduler.alphas_cumprod.to(sample.device)[timesteps]
     alpha, sigma = alphas_cumprod.sqrt()[:, None, None], (1 - alphas_cumprod).sqrt()[:, None, None]
     kind = scheduler.config.prediction_type
@@ -276,9 +310,9 @@ def one_step_stroke(student, scheduler, sample: torch.Tensor, timesteps: torch.T
 
 
 def consistency_loss(student, scheduler, sample: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor,
-                     target: torch.Tensor) -> torch.Tensor:
+                     target: torch.Tensor, memory=None) -> torch.Tensor:
     """Mean squared error between ``target (N, P, 2)`` and the student's ``one_step_stroke`` from ``sample``."""
-    return F.mse_loss(one_step_stroke(student, scheduler, sample, timesteps, context), target)
+    return F.mse_loss(one_step_stroke(student, scheduler, sample, timesteps, context, memory), target)
 
 
 class StrokeDiscriminator(nn.Module):
@@ -387,8 +421,8 @@ def distill(args) -> Path:
     lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     objects, total = [student, optimizer, lr_scheduler], args.max_steps + args.adversarial_steps
     if args.adversarial_steps:  # the adversarial phase: a discriminator, and a fresh optimizer for the student
-        real_contexts, real_strokes = real_stroke_pairs(teacher.transformer, *training_sketches(model_dir,
-                                                                                                 args.cache_dir))
+        real_histories, real_lengths = training_sketches(model_dir, args.cache_dir)
+        real_contexts, real_strokes = real_stroke_pairs(teacher.transformer, real_histories, real_lengths)
         with torch.random.fork_rng(devices=[]):  # the same initialisation whatever drew from the global generator
             torch.manual_seed(args.seed)
             discriminator = StrokeDiscriminator(targets.shape[1], contexts.shape[1])
@@ -408,13 +442,18 @@ def distill(args) -> Path:
     last_layer = (unwrapped.conv_out if unwrapped.conv_out is not None else unwrapped.head_out).weight
 
     started, window, device = time.time() - elapsed, [], accelerator.device
+    # each step takes all strokes of random sketches, --batch-size of them on average
+    num_sketches = max(1, round(args.batch_size * len(data["lengths"]) / len(contexts)))
+    if args.adversarial_steps:
+        num_real_sketches = max(1, round(args.batch_size / 2 * len(real_lengths) / len(real_contexts)))
     student.train()
     for step in tqdm(range(step, total), initial=step, total=total, desc="distillation"):
         generator = torch.Generator().manual_seed(int(np.random.SeedSequence([args.seed, step]).generate_state(1)[0]))
-        rows = torch.randint(0, len(contexts), (args.batch_size,), generator=generator)
-        point = torch.randint(0, len(timesteps), (args.batch_size,), generator=generator)
-        point[torch.rand(args.batch_size, generator=generator) < args.first_step_fraction] = 0
+        sketches, rows = sketch_batch(data["lengths"], num_sketches, generator)
+        point = torch.randint(0, len(timesteps), (len(rows),), generator=generator)
+        point[torch.rand(len(rows), generator=generator) < args.first_step_fraction] = 0
         batch = [tensor.to(device) for tensor in (paths[point, rows], timesteps[point], contexts[rows], targets[rows])]
+        batch.append(sketch_memory(unwrapped, data["strokes"][sketches], data["lengths"][sketches], device))
         if step < args.max_steps:
             loss = consistency_loss(student, scheduler, *batch)
             stop_if_not_finite(loss, "distillation loss", step + 1, checkpoint_dir)
@@ -425,12 +464,14 @@ def distill(args) -> Path:
             lr_scheduler.step()
             optimizer.zero_grad(set_to_none=True)
         else:
-            real_rows = torch.randint(0, len(real_contexts), (args.batch_size // 2,), generator=generator)
+            real_sketches, real_rows = sketch_batch(real_lengths, num_real_sketches, generator)
             noise = torch.randn(len(real_rows), *targets.shape[1:], generator=generator)
+            real_memory = sketch_memory(unwrapped, real_histories[real_sketches], real_lengths[real_sketches], device)
             record = adversarial_step(args, student, *adversarial_parts, scheduler, batch, noise.to(device),
                                       real_contexts[real_rows].to(device), real_strokes[real_rows].to(device),
-                                      timesteps[0], step >= args.max_steps + args.discriminator_warmup_steps,
-                                      trainable, last_layer, accelerator)
+                                      real_memory, timesteps[0],
+                                      step >= args.max_steps + args.discriminator_warmup_steps, trainable, last_layer,
+                                      accelerator)
             for name in ("loss", "discriminator_loss", "adversarial_loss", "adversarial_weight"):  # before any save
                 if name in record:
                     stop_if_not_finite(record[name], name.replace("_", " "), step + 1, checkpoint_dir)
@@ -465,16 +506,17 @@ def distill(args) -> Path:
 
 def adversarial_step(args, student, discriminator, discriminator_optimizer, student_optimizer, student_lr_scheduler,
                      scheduler, batch: list, noise: torch.Tensor, real_contexts: torch.Tensor,
-                     real_strokes: torch.Tensor, first_timestep: torch.Tensor, train_student: bool, trainable: list,
-                     last_layer: torch.Tensor, accelerator) -> dict:
+                     real_strokes: torch.Tensor, real_memory, first_timestep: torch.Tensor, train_student: bool,
+                     trainable: list, last_layer: torch.Tensor, accelerator) -> dict:
     """One step of the adversarial phase. The discriminator learns (hinge loss) real strokes ``real_strokes (B, P, 2)``
-    from the student's one-step strokes from ``noise (B, P, 2)``, both given ``real_contexts (B, D)``; then, if
-    ``train_student``, the student learns the distillation loss on ``batch`` plus ``args.adversarial_weight`` times
-    the balanced adversarial loss. Returns the step's losses and the student's learning rate in it."""
+    from the student's one-step strokes from ``noise (B, P, 2)``, both given ``real_contexts (B, D)`` (the student
+    also the strokes before them, ``real_memory``); then, if ``train_student``, the student learns the distillation
+    loss on ``batch`` plus ``args.adversarial_weight`` times the balanced adversarial loss. Returns the step's losses
+    and the student's learning rate in it."""
     with torch.set_grad_enabled(train_student):
         distillation_loss = consistency_loss(student, scheduler, *batch)
         fake = one_step_stroke(student, scheduler, noise, first_timestep.expand(len(noise)).to(noise.device),
-                               real_contexts)
+                               real_contexts, real_memory)
     discriminator_loss = (F.relu(1 - discriminator(real_strokes, real_contexts)).mean()
                           + F.relu(1 + discriminator(fake.detach(), real_contexts)).mean())
     accelerator.backward(discriminator_loss)

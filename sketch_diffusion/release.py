@@ -200,8 +200,9 @@ def build_model_card(model_dir: str | os.PathLike, repo_id: str | None = None):
                "a GPU with bf16), in float32 elsewhere" if index.get("distilled_mixed_precision") == "bf16" else "")
             + ". The full model, its 10 DPM-Solver++ steps per stroke (float32) and guidance come "
             "back with `pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)`.")
-    conv_blocks = config.get("head_conv_blocks", 0)
+    conv_blocks, attention = config.get("head_conv_blocks", 0), config.get("history_attention_layers", 0)
     denoiser = f"an adaptive-layer-norm MLP over the stroke's {config['points_per_stroke']} points" + (
+        f" whose first {attention} blocks attend to the points of the strokes drawn before it" if attention else "") + (
         f", then {conv_blocks} residual convolution blocks along them" if conv_blocks else "")
     return ModelCard.from_template(
         card_data, template_path=str(TEMPLATE), title=f"Stroke-by-stroke sketch diffusion: {category}",

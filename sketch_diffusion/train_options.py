@@ -42,7 +42,7 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
     add_data_arguments(p)
 
     g = p.add_argument_group("model")
-    g.add_argument("--points-per-stroke", type=int, default=32, help="points each stroke is resampled to")
+    g.add_argument("--points-per-stroke", type=int, default=64, help="points each stroke is resampled to")
     g.add_argument("--max-strokes", type=int, default=32, help="longest sketch; longer ones are filtered out")
     g.add_argument("--hidden-size", type=int, default=192, help="width of the stroke transformer")
     g.add_argument("--num-layers", type=int, default=4, help="layers of the stroke transformer")
@@ -53,6 +53,9 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
                    help="residual 1-D convolution blocks along the points after the denoiser MLP (0 = the plain "
                         "MLP denoiser of the cat and bus releases)")
     g.add_argument("--head-conv-channels", type=int, default=32, help="channels of those convolutions")
+    g.add_argument("--history-attention-layers", type=int, default=2,
+                   help="cross-attention layers of the denoiser to the earlier strokes' points, after its first "
+                        "adaLN blocks (at most --head-num-blocks)")
     g.add_argument("--dropout", type=float, default=0.1, help="dropout in the stroke transformer")
     g.add_argument("--context-dropout", type=float, default=0.1,
                    help="fraction of strokes trained with the null context instead of their history, which "
@@ -171,6 +174,9 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
     for name in ("validation_size", "head_conv_blocks"):
         if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must be >= 0")
+    if not 0 <= args.history_attention_layers <= args.head_num_blocks:
+        p.error(f"--history-attention-layers must be between 0 and --head-num-blocks {args.head_num_blocks}, got "
+                f"{args.history_attention_layers}")
     if args.export_only and not args.resume_from_checkpoint:
         p.error("--export-only needs --resume-from-checkpoint")
     if not 0.0 <= args.context_dropout < 1.0:

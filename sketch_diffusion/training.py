@@ -174,9 +174,16 @@ class DiffusionObjective(torch.nn.Module):
         per_sketch = [(torch.randn(draws, n, p, 2, generator=g), torch.randint(0, num_timesteps, (draws, n), generator=g),
                        torch.rand(draws, n, generator=g)) for g, n in zip(generators, lengths.tolist())]
         noise, t, u = (torch.cat(parts, dim=1).flatten(0, 1).to(device) for parts in zip(*per_sketch))
+        dropped = None
         if self.training and self.model.config.context_dropout > 0:
             dropped = (u < self.model.config.context_dropout)[:, None]
             cond = torch.where(dropped, self.model.null_context.to(cond.dtype), cond)
+        memory = None
+        if self.model.config.history_attention_layers:
+            sketch, stroke = (index.repeat(draws) for index in valid.nonzero(as_tuple=True))
+            slot = stroke + s * torch.arange(draws, device=device).repeat_interleave(len(sketch) // draws)
+            sees = stroke if dropped is None else torch.where(dropped[:, 0], 0, stroke)  # dropped: no history
+            memory = self.model.history_memory(strokes, sketch, slot, sees, num_slots=draws * s)
         noisy = self.noise_scheduler.add_noise(x0, noise, t)
         kind = self.noise_scheduler.config.prediction_type
         if kind == "epsilon":
@@ -191,7 +198,7 @@ class DiffusionObjective(torch.nn.Module):
         if pad:
             noisy, cond = F.pad(noisy, (0, 0, 0, 0, 0, pad)), F.pad(cond, (0, 0, 0, pad))
             t = F.pad(t, (0, pad))
-        prediction = self.model(noisy, t, cond)[:n]
+        prediction = self.model(noisy, t, cond, memory)[:n]
         squared_error = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2))
 
         stop_mask = positions[None, :] <= lengths[:, None]  # decisions taken after 0..n strokes
@@ -384,7 +391,7 @@ def build_model(args) -> StrokeDiffusionModel:
         hidden_size=args.hidden_size, num_layers=args.num_layers, num_heads=args.num_heads,
         head_hidden_size=args.head_hidden_size, head_num_blocks=args.head_num_blocks,
         head_conv_blocks=args.head_conv_blocks, head_conv_channels=args.head_conv_channels, dropout=args.dropout,
-        context_dropout=args.context_dropout)
+        context_dropout=args.context_dropout, history_attention_layers=args.history_attention_layers)
 
 
 def make_pipeline(model, sampling_scheduler, args) -> StrokeDiffusionPipeline:

@@ -83,7 +83,9 @@ def test_the_adversarial_phase_moves_the_student(teacher, distilled, tmp_path):
     assert [entry["step"] for entry in log] == [1, 2, 3, 4] and "discriminator_loss" not in log[-1]
     plain, adversarial = (load_file(folder / "distilled_transformer" / WEIGHTS) for folder in (plain, distilled))
     moved = [name for name in plain if not torch.equal(plain[name], adversarial[name])]
-    assert moved and all(name.startswith(("head_", "conv_", "time_embed", "context_proj")) for name in moved)
+    denoiser = ("head_", "conv_", "time_embed", "context_proj", "memory_", "history_attention")
+    assert moved and all(name.startswith(denoiser) for name in moved)
+    assert any(name.startswith("history_attention") for name in moved)  # the attention learns from the phase too
 
 
 def test_the_discriminator_computes_in_float32_and_the_weight_balances_gradients():
@@ -237,3 +239,34 @@ def test_a_folder_that_is_no_pipeline_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         parse_args(["--model", str(tmp_path)])
     assert "is not a pipeline folder" in capsys.readouterr().err
+
+
+def test_a_distillation_batch_gives_each_stroke_the_history_sampling_gives_it():
+    """Every stroke of random sketches, each seeing its own earlier strokes, as the pipeline draws it alone."""
+    from conftest import TINY_MODEL
+    from pipeline import StrokeDiffusionModel
+    from sketch_diffusion.distillation import next_stroke_pairs, sketch_batch, sketch_memory
+
+    torch.manual_seed(0)
+    model = StrokeDiffusionModel(**dict(TINY_MODEL, head_num_blocks=2, history_attention_layers=2))
+    for p in model.parameters():  # the zero-initialised projections would hide the attention
+        torch.nn.init.normal_(p, std=0.2)
+    model.eval()
+    strokes = torch.rand(5, 4, TINY_MODEL["points_per_stroke"], 2) * 2 - 1
+    lengths = torch.tensor([4, 1, 3, 2, 4])
+    with torch.no_grad():
+        contexts, all_strokes = next_stroke_pairs(model, strokes, lengths)
+    sketches, rows = sketch_batch(lengths, 3, torch.Generator().manual_seed(0))
+    assert len(rows) == int(lengths[sketches].sum())
+    position = torch.cat([torch.arange(int(n)) for n in lengths[sketches]])
+    for row, sketch, k in zip(rows.tolist(), sketches.repeat_interleave(lengths[sketches]).tolist(), position.tolist()):
+        torch.testing.assert_close(all_strokes[row], strokes[sketch, k])  # rows index the chosen sketches' strokes
+
+    noisy, t = torch.randn(len(rows), TINY_MODEL["points_per_stroke"], 2), torch.full((len(rows),), 400)
+    with torch.no_grad():
+        batched = model(noisy, t, contexts[rows], sketch_memory(model, strokes[sketches], lengths[sketches], "cpu"))
+        for i, (sketch, k) in enumerate(zip(sketches.repeat_interleave(lengths[sketches]).tolist(), position.tolist())):
+            memory = model.row_memory(strokes[sketch : sketch + 1, :k])
+            alone = model(noisy[i : i + 1], t[:1], contexts[rows[i : i + 1]], memory)
+            torch.testing.assert_close(alone[0], batched[i])
+    assert sketch_memory(StrokeDiffusionModel(**TINY_MODEL), strokes, lengths, "cpu") is None  # no attention, no memory

@@ -23,6 +23,7 @@ TINY_FLAGS = [
     "--points-per-stroke", str(TINY_MODEL["points_per_stroke"]), "--max-strokes", "20",
     "--hidden-size", str(TINY_MODEL["hidden_size"]), "--num-layers", "1", "--num-heads", "2",
     "--head-hidden-size", str(TINY_MODEL["head_hidden_size"]), "--head-num-blocks", "1",
+    "--history-attention-layers", "1",
     "--train-batch-size", "8", "--lr-warmup-steps", "2", "--sample-interval", "0", "--logger", "none",
 ]
 

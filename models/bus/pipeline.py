@@ -228,9 +228,11 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
     # ------------------------------------------------------------------ sampling
 
     def denoise_stroke(self, scheduler, context: torch.Tensor, num_inference_steps: int, guidance_scale: float,
-                       generator, temperature: float, return_trajectory: bool = False, row_bucket: int = 1):
+                       generator, temperature: float, return_trajectory: bool = False, row_bucket: int = 1,
+                       memory=None):
         """Run ``scheduler`` (this call's own copy of ``self.scheduler``) from noise to one stroke per row of
-        ``context (N, D)``; the model sees its rows zero-padded to a multiple of ``row_bucket``.
+        ``context (N, D)``; the model sees its rows zero-padded to a multiple of ``row_bucket``, and ``memory``, the
+        strokes drawn before each row's (``StrokeDiffusionModel.row_memory``; ``None``: not read).
 
         With ``guidance_scale`` w != 1 the model output is classifier-free guided:
         ``uncond + w * (cond - uncond)``, the unconditional branch seeing the null context.
@@ -245,9 +247,10 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
         trajectory = [sample] if return_trajectory else None
         n, pad = len(sample), -len(sample) % row_bucket
         context = torch.nn.functional.pad(context, (0, 0, 0, pad))
+        memory = model.with_keys_values(memory)  # the history is the same at every step
         for t in scheduler.timesteps:
             model_input = torch.nn.functional.pad(scheduler.scale_model_input(sample, t), (0, 0, 0, 0, 0, pad))
-            model_output = model(model_input, t, context)[:n]
+            model_output = model(model_input, t, context, memory)[:n]
             if guidance_scale != 1.0:  # the unconditional pass shares one conditioning row, so it costs less
                 uncond = model(model_input, t, None)[:n]
                 model_output = uncond + guidance_scale * (model_output - uncond)
@@ -346,7 +349,8 @@ class StrokeDiffusionPipeline(DiffusionPipeline):
                 if len(active) == 0:
                     break
                 new, trajectory = self.denoise_stroke(scheduler, context, num_inference_steps, guidance_scale,
-                                                      generator, temperature, return_trajectories, bucket)
+                                                      generator, temperature, return_trajectories, bucket,
+                                                      model.row_memory(strokes[active, :k]))
                 # the history encoder reads strokes in the piecewise-linear form of its training data
                 new = simplify_normalized(new.float().cpu().numpy(), epsilon)
                 strokes[active, k] = torch.from_numpy(new).to(device=device, dtype=dtype)

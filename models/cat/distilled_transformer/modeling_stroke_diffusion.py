@@ -7,11 +7,12 @@ Shapes (B sketches, L strokes, P points per stroke, D = ``hidden_size``, H = ``h
   strokes ``0..k-1`` (``context[:, 0]`` is the learned start token). Attention is causal, so padding
   after a sketch's last stroke never changes the context of earlier positions.
 * ``stop_logits(context) -> (B, L + 1)``: logit that the sketch ends after k strokes.
-* ``forward(sample (N, P, 2), timestep (N,), context (N, D) or None) -> (N, P, 2)``: the denoiser. It
+* ``forward(sample (N, P, 2), timestep (N,), context (N, D) or None, memory) -> (N, P, 2)``: the denoiser. It
   predicts whatever the scheduler's ``prediction_type`` asks for (``train.py``: v-prediction). It is an MLP over
-  the flattened points with adaptive layer norm (DiT-style shift/scale/gate) on ``[timestep, context]``, optionally
-  followed by ``head_conv_blocks`` residual 1-D convolution blocks along the points (``ConvBlock``), which see each
-  point's neighbours.
+  the flattened points with adaptive layer norm (DiT-style shift/scale/gate) on ``[timestep, context]``; after its
+  first ``history_attention_layers`` blocks the stroke cross-attends to point tokens of the strokes drawn before it
+  (``HistoryAttention``, reading ``memory``: ``history_memory``, ``row_memory``); then, optionally,
+  ``head_conv_blocks`` residual 1-D convolution blocks along the points (``ConvBlock``) see each point's neighbours.
   ``context=None`` means "no history": the learned ``null_context``, which training swaps in for a
   fraction of strokes so that sampling can use classifier-free guidance.
 
@@ -19,6 +20,8 @@ This file needs only torch and diffusers: it is copied into saved pipelines as t
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple, Optional
 
 import torch
 import torch.nn as nn
@@ -98,6 +101,65 @@ class ConvBlock(nn.Module):
         return x + gate * self.conv2(F.gelu(self.conv1(self.norm(x) * (1 + scale) + shift)))
 
 
+HISTORY_FREQUENCIES = 8  # sines and cosines of each history point's coordinates, at pi * 2**0 .. 2**7
+
+
+class HistoryMemory(NamedTuple):
+    """What the denoiser's history attention reads (``StrokeDiffusionModel.history_memory``): point ``tokens (B, M, W)``
+    of B sketches with each token's stroke ``token_stroke (M,)``; denoised row i is query ``slot[i]`` of sketch
+    ``sketch[i]`` (both ``(n,)``), and slot r of sketch b sees the tokens of strokes before ``slot_stroke[b, r]``
+    (``(B, R)``). ``keys_values``: each layer's projection of ``tokens``, made once by ``with_keys_values`` for a
+    denoising loop (``None``: computed at every call)."""
+
+    tokens: torch.Tensor
+    token_stroke: torch.Tensor
+    sketch: torch.Tensor
+    slot: torch.Tensor
+    slot_stroke: torch.Tensor
+    keys_values: Optional[list] = None
+
+
+class HistoryAttention(nn.Module):
+    """Cross-attention of each stroke's denoiser state ``(N, W)`` to point tokens of the strokes drawn before it.
+
+    Queries are laid out per sketch, ``(B, R, W)`` slots, so that every sketch's keys and values are computed once
+    however many of its strokes are denoised; a slot sees the tokens of strokes earlier than its own, plus a learned
+    null token (the only one a first stroke, or a stroke trained without history, sees).
+    """
+
+    def __init__(self, width: int, memory_width: int, num_heads: int = 4):
+        super().__init__()
+        self.num_heads = num_heads
+        self.norm = nn.LayerNorm(width)
+        self.q = nn.Linear(width, memory_width)
+        self.kv = nn.Linear(memory_width, 2 * memory_width)
+        self.null_kv = nn.Parameter(torch.zeros(2, memory_width))
+        self.proj = nn.Linear(memory_width, width)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, h: torch.Tensor, memory: HistoryMemory,
+                keys_values: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``h (N, W)``, of which the first ``len(memory.sketch)`` rows attend; ``keys_values``: ``self.kv`` of
+        ``memory.tokens``, if already computed."""
+        tokens, token_stroke, sketch, slot, slot_stroke = memory[:5]
+        n, w = len(sketch), self.q.out_features
+        b, r = slot_stroke.shape
+        heads, d = self.num_heads, w // self.num_heads
+        queries = h.new_zeros(b, r, h.shape[1])
+        queries[sketch, slot] = self.norm(h[:n])
+        q = self.q(queries).view(b, r, heads, d).transpose(1, 2)  # (B, heads, R, d)
+        k, v = (self.kv(tokens) if keys_values is None else keys_values).chunk(2, dim=-1)  # (B, M, W)
+        null_k, null_v = self.null_kv.to(k.dtype)
+        k = torch.cat([null_k.expand(b, 1, w), k], dim=1).view(b, -1, heads, d).transpose(1, 2)
+        v = torch.cat([null_v.expand(b, 1, w), v], dim=1).view(b, -1, heads, d).transpose(1, 2)
+        allowed = token_stroke[None, None, :] < slot_stroke[:, :, None]  # (B, R, M)
+        allowed = F.pad(allowed, (1, 0), value=True)[:, None]  # the null token, always
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed).transpose(1, 2).reshape(b, r, w)
+        out = self.proj(y[sketch, slot])
+        return torch.cat([h[:n] + out, h[n:]])
+
+
 class StrokeDiffusionModel(ModelMixin, ConfigMixin):
     """History encoder, stop head and per-stroke denoiser of the stroke-by-stroke sketch diffusion model.
 
@@ -123,6 +185,9 @@ class StrokeDiffusionModel(ModelMixin, ConfigMixin):
         head_conv_channels: int = 64,
         dropout: float = 0.0,
         context_dropout: float = 0.0,
+        history_attention_layers: int = 0,
+        history_points: int = 8,
+        history_width: int = 128,
     ):
         super().__init__()
         if not 0.0 <= context_dropout < 1.0:
@@ -130,6 +195,9 @@ class StrokeDiffusionModel(ModelMixin, ConfigMixin):
         if head_conv_blocks < 0 or (head_conv_blocks and head_conv_channels < 1):
             raise ValueError(f"head_conv_blocks must be >= 0 and head_conv_channels >= 1, got {head_conv_blocks} and "
                              f"{head_conv_channels}")
+        if not 0 <= history_attention_layers <= head_num_blocks:
+            raise ValueError(f"history_attention_layers must be between 0 and head_num_blocks={head_num_blocks}, got "
+                             f"{history_attention_layers}")
         flat = 2 * points_per_stroke
         # history encoder
         self.stroke_embed = nn.Sequential(nn.Linear(flat, hidden_size), nn.GELU(), nn.Linear(hidden_size, hidden_size))
@@ -152,6 +220,13 @@ class StrokeDiffusionModel(ModelMixin, ConfigMixin):
         self.conv_blocks = nn.ModuleList([ConvBlock(head_conv_channels, head_hidden_size)
                                           for _ in range(head_conv_blocks)])
         self.conv_out = nn.Conv1d(head_conv_channels, 2, 1) if head_conv_blocks else None
+        # cross-attention of the denoiser to the earlier strokes' points (after the first adaLN blocks)
+        self.memory_embed = nn.Sequential(nn.Linear(2 + 4 * HISTORY_FREQUENCIES, history_width), nn.GELU(),
+                                          nn.Linear(history_width, history_width)) if history_attention_layers else None
+        self.memory_stroke_embed = nn.Embedding(max_strokes, history_width) if history_attention_layers else None
+        self.memory_point_embed = nn.Embedding(history_points, history_width) if history_attention_layers else None
+        self.history_attention = nn.ModuleList([HistoryAttention(head_hidden_size, history_width)
+                                                for _ in range(history_attention_layers)])
         last = self.conv_out if head_conv_blocks else self.head_out
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
@@ -184,13 +259,56 @@ class StrokeDiffusionModel(ModelMixin, ConfigMixin):
         """The key/value cache of ``encode_history`` for the sketches ``rows`` (indices or a boolean mask) only."""
         return [[keys[rows], values[rows]] for keys, values in cache]
 
+    def history_memory(self, strokes: torch.Tensor, sketch: torch.Tensor, slot: torch.Tensor, sees: torch.Tensor,
+                       num_slots: int) -> HistoryMemory:
+        """``forward``'s ``memory`` for denoising ``n`` strokes of the sketches ``strokes (B, S, P, 2)``: row i of the
+        denoised batch belongs to sketch ``sketch[i]``, takes query slot ``slot[i]`` (< ``num_slots``, unique per
+        sketch) and sees that sketch's strokes ``0 .. sees[i] - 1`` (all ``(n,)`` long tensors)."""
+        slot_stroke = torch.zeros(len(strokes), num_slots, dtype=torch.long, device=strokes.device)
+        slot_stroke[sketch, slot] = sees
+        return HistoryMemory(*self.history_tokens(strokes), sketch, slot, slot_stroke)
+
+    def with_keys_values(self, memory: Optional[HistoryMemory]) -> Optional[HistoryMemory]:
+        """``memory`` with each attention layer's keys and values computed once, for a loop of denoising steps that
+        reads the same history (the same outputs as computing them at every step)."""
+        if memory is None:
+            return None
+        return memory._replace(keys_values=[layer.kv(memory.tokens) for layer in self.history_attention])
+
+    def row_memory(self, history: torch.Tensor, sees: torch.Tensor | None = None) -> Optional[HistoryMemory]:
+        """``forward``'s ``memory`` for rows that each denoise one stroke: row i sees the first ``sees[i]`` strokes of
+        ``history[i]`` (``history (N, S, P, 2)``, ``sees (N,)`` long; default: all S). ``None`` for a model without
+        history attention."""
+        if not self.config.history_attention_layers:
+            return None
+        rows = torch.arange(len(history), device=history.device)
+        sees = torch.full_like(rows, history.shape[1]) if sees is None else sees.to(history.device)
+        return self.history_memory(history, rows, torch.zeros_like(rows), sees, num_slots=1)
+
+    def history_tokens(self, strokes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``strokes (B, S, P, 2)`` -> point tokens ``(B, S * history_points, history_width)`` and each token's
+        stroke index ``(S * history_points,)``."""
+        b, s, p = strokes.shape[:3]
+        k = self.config.history_points
+        pick = torch.linspace(0, p - 1, k, device=strokes.device).round().long()
+        xy = strokes[:, :, pick].to(self.null_context.dtype)  # (B, S, K, 2)
+        freqs = (2.0 ** torch.arange(HISTORY_FREQUENCIES, device=xy.device, dtype=xy.dtype)) * torch.pi
+        angles = (xy[..., None] * freqs).flatten(-2)  # (B, S, K, 2 * HISTORY_FREQUENCIES)
+        features = torch.cat([xy, angles.sin(), angles.cos()], dim=-1)
+        tokens = self.memory_embed(features) + self.memory_point_embed.weight
+        tokens = tokens + self.memory_stroke_embed(torch.arange(s, device=xy.device))[:, None]
+        token_stroke = torch.arange(s, device=xy.device).repeat_interleave(k)
+        return tokens.reshape(b, s * k, self.config.history_width), token_stroke
+
     def stop_logits(self, context: torch.Tensor) -> torch.Tensor:
         """``context (..., hidden_size)`` -> logits ``(...)`` that the sketch ends here."""
         return self.stop_head(context).squeeze(-1)
 
-    def forward(self, sample: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, sample: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor | None = None,
+                memory: Optional[HistoryMemory] = None) -> torch.Tensor:
         """Denoise ``sample (N, P, 2)`` at integer ``timestep`` (N,) or scalar, given ``context (N, hidden_size)``
-        (``None``: unconditional, the learned null context)."""
+        (``None``: unconditional, the learned null context). ``memory``: what ``history_memory`` built for the
+        first rows of ``sample`` (``None``: the history attention layers are skipped)."""
         n = sample.shape[0]
         if context is None:  # one row, broadcast: with a scalar timestep the modulation is computed once
             context = self.null_context[None]
@@ -200,8 +318,10 @@ class StrokeDiffusionModel(ModelMixin, ConfigMixin):
         t_emb = get_timestep_embedding(timestep, 256, flip_sin_to_cos=True, downscale_freq_shift=0)
         cond = F.silu(self.time_embed(t_emb.to(sample.dtype)) + self.context_proj(context.to(sample.dtype)))  # (1 or N, H)
         h = self.head_in(sample.reshape(n, -1))
-        for block in self.head_blocks:
+        for i, block in enumerate(self.head_blocks):
             h = block(h, cond)
+            if memory is not None and i < len(self.history_attention):
+                h = self.history_attention[i](h, memory, memory.keys_values[i] if memory.keys_values else None)
         h = self.head_out(self.head_norm(h))
         if self.conv_out is None:
             return h.reshape(sample.shape)
