@@ -13,7 +13,8 @@ from safetensors.torch import load_file
 from conftest import REPO, needs_shared, simplified_sample
 
 TINY = ["--points-per-stroke", "8", "--hidden-size", "32", "--num-layers", "1", "--num-heads", "2",
-        "--head-hidden-size", "64", "--head-num-blocks", "1", "--head-conv-blocks", "0", "--sample-interval", "0",
+        "--head-hidden-size", "64", "--head-num-blocks", "1", "--history-attention-layers", "1",
+        "--head-conv-blocks", "0", "--sample-interval", "0",
         "--dropout", "0"]  # dropout masks come from each process's own RNG: off, so that the runs can match
 
 
