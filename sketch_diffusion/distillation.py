@@ -198,8 +198,8 @@ def teacher_trajectories(teacher: StrokeDiffusionPipeline, strokes: torch.Tensor
 
 
 def stroke_rows(lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The sketch ``(M,)`` and position ``(M,)`` of every stroke of sketches with ``lengths (N,)``, in the order of
-    ``next_stroke_pairs``."""
+    """The sketch ``(M,)`` and position ``(M,)`` of every stroke of sketches with ``lengths (N,)``, sketch by sketch:
+    the row order of ``next_stroke_pairs`` and ``sketch_memory``."""
     width = int(lengths.max()) if len(lengths) else 0
     return (torch.arange(width, device=lengths.device)[None, :] < lengths[:, None]).nonzero(as_tuple=True)
 
@@ -227,9 +227,9 @@ def sketch_batch(lengths: torch.Tensor, num_sketches: int, generator) -> tuple[t
 def next_stroke_pairs(model: StrokeDiffusionModel, strokes: torch.Tensor,
                       lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Every stroke of ``strokes (N, S, P, 2)`` with ``lengths (N,)`` and the context of the strokes before it:
-    ``(contexts (M, D), strokes (M, P, 2))``, M = ``lengths.sum()``."""
-    valid = torch.arange(strokes.shape[1], device=strokes.device)[None, :] < lengths[:, None]
-    return model.encode_history(strokes)[:, : strokes.shape[1]][valid], strokes[valid]
+    ``(contexts (M, D), strokes (M, P, 2))``, M = ``lengths.sum()``, in ``stroke_rows`` order."""
+    sketch, position = stroke_rows(lengths)
+    return model.encode_history(strokes)[sketch, position], strokes[sketch, position]
 
 
 @torch.no_grad()
